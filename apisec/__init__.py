@@ -1,0 +1,39 @@
+"""apisec: a framework-agnostic toolkit that secures HTTP APIs.
+
+The main names are re-exported here; each concern lives in its own module
+(``apisec.problems``, ``apisec.errors``, ``apisec.audit``, ...).
+"""
+
+from __future__ import annotations
+
+from apisec.audit import AuditEvent
+from apisec.errors import (
+    ApiSecError,
+    AuthenticationError,
+    ClientError,
+    ConfigurationError,
+    MalformedProblem,
+    PayloadTooLarge,
+    PermissionDenied,
+    StoreError,
+    ValidationError,
+)
+from apisec.problems import FieldError, Problem, validation_problem
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ApiSecError",
+    "AuditEvent",
+    "AuthenticationError",
+    "ClientError",
+    "ConfigurationError",
+    "FieldError",
+    "MalformedProblem",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Problem",
+    "StoreError",
+    "ValidationError",
+    "validation_problem",
+]

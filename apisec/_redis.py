@@ -1,0 +1,38 @@
+"""Shared plumbing for the Redis-backed stores (extra ``apisec[redis]``).
+
+Imported only by the Redis store modules, so ``import apisec`` never needs
+``redis``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from apisec.audit import AuditEvent, emit
+from apisec.errors import StoreError
+
+__all__ = ["redis_errors"]
+
+
+@contextmanager
+def redis_errors(operation: str) -> Iterator[None]:
+    """Turn any redis-py failure inside the block into :class:`StoreError`.
+
+    The redis exception stays reachable as ``__cause__`` for the server's
+    logs; the ``StoreError`` message names only the operation and the error
+    type, so connection strings and passwords cannot leak through it.
+    Works around ``await`` expressions as well (no I/O happens here).
+    """
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        emit(
+            AuditEvent.STORE_FAILURE,
+            reason=type(exc).__name__,
+            backend="redis",
+            operation=operation,
+        )
+        raise StoreError(f"redis {operation} failed: {type(exc).__name__}") from exc

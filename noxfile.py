@@ -1,0 +1,36 @@
+"""Developer and CI entry points: `nox -s lint typecheck tests`.
+
+Each session installs the project with its `dev` extra into its own
+virtualenv; `scripts/test.sh` runs them after installing the system
+programs the tests need (redis-server).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and this file."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole pytest suite, Redis-backed tests against a real redis-server."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", *session.posargs)

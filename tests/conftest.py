@@ -1,0 +1,77 @@
+"""Shared fixtures: a real redis-server for the session, fake clocks, audit capture."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+import redis.asyncio
+
+from apisec.testing import FakeClock
+from tests.support.binaries import require_binary
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server on a free loopback port for the whole session."""
+    binary = require_binary(
+        "redis-server", debian_package="redis-server", extra_dirs=("/usr/bin", "/usr/sbin")
+    )
+    with RedisServer(binary) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A sync client on a freshly flushed database."""
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def async_redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    """An asyncio client on a freshly flushed database."""
+    client = redis.asyncio.Redis(host=redis_server.host, port=redis_server.port)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def audit_records(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.LogRecord]]:
+    """Every record the ``apisec.audit`` logger emits during the test."""
+    caplog.set_level(logging.DEBUG, logger="apisec.audit")
+    records: list[logging.LogRecord] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = _Collect(level=logging.DEBUG)
+    logger = logging.getLogger("apisec.audit")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that touches the real Redis, so `-m redis` selects them."""
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)

@@ -1,0 +1,68 @@
+"""The public surface is deliberate: pinned here, changed only on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import apisec
+
+EXPECTED_TOP_LEVEL = [
+    "ApiSecError",
+    "AuditEvent",
+    "AuthenticationError",
+    "ClientError",
+    "ConfigurationError",
+    "FieldError",
+    "MalformedProblem",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Problem",
+    "StoreError",
+    "ValidationError",
+    "validation_problem",
+]
+
+PUBLIC_MODULES = ["apisec.errors", "apisec.problems", "apisec.audit", "apisec.testing"]
+
+
+def _isort_style(names: list[str]) -> list[str]:
+    """CONSTANTS, then Classes, then functions, each alphabetical (ruff RUF022)."""
+    return sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
+
+
+def test_top_level_all_is_pinned_and_sorted() -> None:
+    """apisec.__all__ is exactly the expected names, in sorted order."""
+    assert apisec.__all__ == EXPECTED_TOP_LEVEL
+    assert apisec.__all__ == _isort_style(apisec.__all__)
+
+
+def test_every_exported_name_exists() -> None:
+    """Each name in __all__ is importable from apisec."""
+    for name in apisec.__all__:
+        assert getattr(apisec, name) is not None
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_modules_declare_all(module_name: str) -> None:
+    """Every public module declares __all__ and every listed name resolves."""
+    module = importlib.import_module(module_name)
+    assert isinstance(module.__all__, list)
+    assert module.__all__ == _isort_style(module.__all__)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_import_does_not_pull_in_redis_or_frameworks() -> None:
+    """`import apisec` stays light: no redis, no web framework at import time."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apisec, apisec.problems, apisec.audit, apisec.testing;"
+        "bad = [m for m in ('redis', 'starlette', 'flask', 'django') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
