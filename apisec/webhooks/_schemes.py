@@ -1,0 +1,260 @@
+"""The four signature schemes: how each reads, checks and writes its headers.
+
+Every scheme is pure: headers and body in, a :class:`Delivery` or a
+decision out. The verifier and signer around them handle time, size caps,
+replay guards and audit events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+
+import attrs
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+
+from apisec.webhooks import _headers
+from apisec.webhooks._errors import InvalidSignature, MalformedHeader
+from apisec.webhooks._keys import KeySet
+
+MAX_SIGNATURES = 16
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@attrs.frozen
+class Delivery:
+    """What a scheme read from the headers of one delivery."""
+
+    msg_id: str | None
+    timestamp: int | None
+    #: (version, value) pairs, e.g. ("v1", "g0hM9S...=").
+    signatures: tuple[tuple[str, str], ...]
+    #: The signed content is ``prefix + body``.
+    prefix: bytes
+
+
+def _hmac_sha256(key: bytes, prefix: bytes, body: bytes) -> bytes:
+    if not prefix:
+        return hmac.digest(key, body, "sha256")
+    mac = hmac.new(key, prefix, hashlib.sha256)
+    mac.update(body)
+    return mac.digest()
+
+
+def _hex_matches(keys: KeySet, delivery: Delivery, body: bytes, version: str) -> bool:
+    given = [value for v, value in delivery.signatures if v == version]
+    if not given:
+        return False
+    for key in keys.hmac:
+        expected = _hmac_sha256(key, delivery.prefix, body).hex()
+        # Every candidate is compared, in constant time each.
+        if any(hmac.compare_digest(expected, value) for value in given):
+            return True
+    return False
+
+
+class Scheme:
+    """Base of the schemes; subclasses fill in the header handling."""
+
+    name: str
+    timestamped: bool
+    header_names: frozenset[str]
+
+    def parse(self, found: Mapping[str, str]) -> Delivery:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def matches(self, keys: KeySet, delivery: Delivery, body: bytes) -> bool:
+        return _hex_matches(keys, delivery, body, "v1")
+
+    def sign(  # pragma: no cover - abstract
+        self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int
+    ) -> dict[str, str]:
+        raise NotImplementedError
+
+
+def _split_entries(value: str, separators: str) -> list[str]:
+    entries = [e for e in re.split(f"[{separators}]+", value) if e]
+    if len(entries) > MAX_SIGNATURES:
+        raise MalformedHeader(f"more than {MAX_SIGNATURES} signatures in one header")
+    return entries
+
+
+class StandardScheme(Scheme):
+    """Standard Webhooks 1.0: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``."""
+
+    name = "standard"
+    timestamped = True
+    header_names = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
+
+    def parse(self, found: Mapping[str, str]) -> Delivery:
+        msg_id = _headers.message_id(_headers.required(found, "webhook-id"), "webhook-id")
+        ts_text = _headers.required(found, "webhook-timestamp")
+        timestamp = _headers.timestamp(ts_text, "webhook-timestamp")
+        signatures = []
+        for entry in _split_entries(_headers.required(found, "webhook-signature"), " "):
+            version, sep, value = entry.partition(",")
+            if sep and version and value:
+                signatures.append((version, value))
+        if not signatures:
+            raise MalformedHeader("webhook-signature holds no 'version,signature' entry")
+        return Delivery(msg_id, timestamp, tuple(signatures), f"{msg_id}.{ts_text}.".encode())
+
+    def matches(self, keys: KeySet, delivery: Delivery, body: bytes) -> bool:
+        v1 = [value for version, value in delivery.signatures if version == "v1"]
+        if v1 and keys.hmac:
+            for key in keys.hmac:
+                expected = base64.b64encode(_hmac_sha256(key, delivery.prefix, body)).decode()
+                if any(hmac.compare_digest(expected, value) for value in v1):
+                    return True
+        v1a = [value for version, value in delivery.signatures if version == "v1a"]
+        if v1a and keys.ed25519_public:
+            content = delivery.prefix + body
+            for value in v1a:
+                try:
+                    signature = base64.b64decode(value, validate=True)
+                except (binascii.Error, ValueError):
+                    continue
+                if len(signature) != 64:
+                    continue
+                for public in keys.ed25519_public:
+                    try:
+                        public.verify(signature, content)
+                    except _CryptoInvalidSignature:
+                        continue
+                    return True
+        return False
+
+    def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
+        if msg_id is None:
+            raise MalformedHeader("the standard scheme needs a message id")
+        prefix = f"{msg_id}.{timestamp}.".encode()
+        entries = [
+            "v1," + base64.b64encode(_hmac_sha256(key, prefix, body)).decode() for key in keys.hmac
+        ]
+        if keys.ed25519_private:
+            content = prefix + body
+            entries += [
+                "v1a," + base64.b64encode(key.sign(content)).decode()
+                for key in keys.ed25519_private
+            ]
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": " ".join(entries),
+        }
+
+
+class StripeScheme(Scheme):
+    """Stripe: ``Stripe-Signature: t=<ts>,v1=<hex>[,v1=<hex>...]`` over ``"{t}.{body}"``."""
+
+    name = "stripe"
+    timestamped = True
+    header_names = frozenset({"stripe-signature"})
+
+    def parse(self, found: Mapping[str, str]) -> Delivery:
+        header = _headers.required(found, "stripe-signature")
+        ts_text: str | None = None
+        signatures = []
+        for item in _split_entries(header, ","):
+            key, sep, value = item.strip(" \t").partition("=")
+            if not sep or not key:
+                raise MalformedHeader("Stripe-Signature has an entry without 'key=value'")
+            if key == "t":
+                if ts_text is not None:
+                    raise MalformedHeader("Stripe-Signature carries two timestamps")
+                ts_text = value
+            else:
+                signatures.append((key, value))
+        if ts_text is None:
+            raise MalformedHeader("Stripe-Signature has no timestamp")
+        timestamp = _headers.timestamp(ts_text, "stripe-signature")
+        if not any(version == "v1" for version, _ in signatures):
+            # Only v1 counts: a header with v0 (or anything else) alone never passes.
+            raise InvalidSignature("Stripe-Signature has no v1 signature")
+        return Delivery(None, timestamp, tuple(signatures), f"{ts_text}.".encode())
+
+    def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
+        prefix = f"{timestamp}.".encode()
+        entries = [f"t={timestamp}"]
+        entries += ["v1=" + _hmac_sha256(key, prefix, body).hex() for key in keys.hmac]
+        return {"Stripe-Signature": ",".join(entries)}
+
+
+class GitHubScheme(Scheme):
+    """GitHub: ``X-Hub-Signature-256: sha256=<hex>`` over the body alone."""
+
+    name = "github"
+    timestamped = False
+    header_names = frozenset({"x-hub-signature-256", "x-github-delivery"})
+
+    def parse(self, found: Mapping[str, str]) -> Delivery:
+        header = _headers.required(found, "x-hub-signature-256")
+        signatures = []
+        for entry in _split_entries(header, ", "):
+            algorithm, sep, value = entry.partition("=")
+            if algorithm != "sha256" or not sep or _HEX64.fullmatch(value) is None:
+                raise MalformedHeader("X-Hub-Signature-256 must be 'sha256=<64 hex digits>'")
+            signatures.append(("sha256", value))
+        delivery = found.get("x-github-delivery")
+        msg_id = _headers.message_id(delivery, "x-github-delivery") if delivery else None
+        return Delivery(msg_id, None, tuple(signatures), b"")
+
+    def matches(self, keys: KeySet, delivery: Delivery, body: bytes) -> bool:
+        return _hex_matches(keys, delivery, body, "sha256")
+
+    def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
+        headers = {
+            "X-Hub-Signature-256": ",".join(
+                "sha256=" + hmac.digest(key, body, "sha256").hex() for key in keys.hmac
+            )
+        }
+        if msg_id is not None:
+            headers["X-GitHub-Delivery"] = msg_id
+        return headers
+
+
+class HmacSha256Scheme(Scheme):
+    """Plain HMAC: ``X-Webhook-Signature: v1=<hex>`` over ``"{ts}.{body}"``.
+
+    The timestamp travels in ``X-Webhook-Timestamp``.
+    """
+
+    name = "hmac-sha256"
+    timestamped = True
+    header_names = frozenset({"x-webhook-timestamp", "x-webhook-signature", "x-webhook-id"})
+
+    def parse(self, found: Mapping[str, str]) -> Delivery:
+        ts_text = _headers.required(found, "x-webhook-timestamp")
+        timestamp = _headers.timestamp(ts_text, "x-webhook-timestamp")
+        signatures = []
+        for entry in _split_entries(_headers.required(found, "x-webhook-signature"), ", "):
+            version, sep, value = entry.partition("=")
+            if not sep or not version:
+                raise MalformedHeader("X-Webhook-Signature entries must be 'v1=<hex>'")
+            signatures.append((version, value))
+        if not any(version == "v1" for version, _ in signatures):
+            raise InvalidSignature("X-Webhook-Signature has no v1 signature")
+        raw_id = found.get("x-webhook-id")
+        msg_id = _headers.message_id(raw_id, "x-webhook-id") if raw_id else None
+        return Delivery(msg_id, timestamp, tuple(signatures), f"{ts_text}.".encode())
+
+    def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
+        prefix = f"{timestamp}.".encode()
+        headers = {
+            "X-Webhook-Timestamp": str(timestamp),
+            "X-Webhook-Signature": ",".join(
+                "v1=" + _hmac_sha256(key, prefix, body).hex() for key in keys.hmac
+            ),
+        }
+        if msg_id is not None:
+            headers["X-Webhook-Id"] = msg_id
+        return headers
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s for s in (StandardScheme(), StripeScheme(), GitHubScheme(), HmacSha256Scheme())
+}

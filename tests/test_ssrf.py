@@ -1,0 +1,279 @@
+"""SSRF guard: bypass spellings refused, public targets allowed, resolution vetted."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apisec import ConfigurationError
+from apisec.ssrf import UnsafeURL, check_url, classify_ip, system_resolver
+
+PUBLIC_V4 = "93.184.215.14"
+
+
+def public_resolver(host: str, port: int) -> list[str]:
+    return [PUBLIC_V4]
+
+
+# (url, reason) — every one must be refused, with that reason.
+BYPASSES = [
+    ("https://127.0.0.1/", "loopback"),
+    ("https://127.0.0.1:8443/admin", "loopback"),
+    ("https://127.255.255.254/", "loopback"),
+    ("https://2130706433/", "loopback"),  # decimal
+    ("https://0x7f000001/", "loopback"),  # hex
+    ("https://0X7F000001/", "loopback"),
+    ("https://017700000001/", "loopback"),  # octal, one part
+    ("https://0177.0.0.1/", "loopback"),  # octal part
+    ("https://0x7f.0x0.0x0.0x1/", "loopback"),
+    ("https://0x7f.1/", "loopback"),
+    ("https://127.1/", "loopback"),  # short form
+    ("https://127.0.1/", "loopback"),
+    ("https://127.0.0.1./", "loopback"),  # trailing dot
+    ("https://%31%32%37%2e%30%2e%30%2e%31/", "loopback"),  # percent-encoded
+    ("https://１２７.０.０.１/", "loopback"),  # full-width digits
+    ("https://127。0。0。1/", "loopback"),  # ideographic full stops
+    ("https://localhost/", "loopback"),
+    ("https://LocalHost./", "loopback"),
+    ("https://ｌｏｃａｌｈｏｓｔ/", "loopback"),
+    ("https://api.localhost/", "loopback"),
+    ("https://[::1]/", "loopback"),
+    ("https://[0:0:0:0:0:0:0:1]/", "loopback"),
+    ("https://[::ffff:127.0.0.1]/", "loopback"),  # IPv4-mapped
+    ("https://[::ffff:7f00:1]/", "loopback"),
+    ("https://[::127.0.0.1]/", "loopback"),  # IPv4-compatible
+    ("https://[64:ff9b::127.0.0.1]/", "loopback"),  # NAT64
+    ("https://[2002:7f00:1::1]/", "loopback"),  # 6to4
+    ("https://127.0.0.1#@example.com/", "loopback"),  # fragment trick
+    ("https://0.0.0.0/", "unspecified"),
+    ("https://0/", "unspecified"),
+    ("https://[::]/", "unspecified"),
+    ("https://10.0.0.1/", "private"),
+    ("https://10.1/", "private"),
+    ("https://172.16.0.1/", "private"),
+    ("https://172.31.255.255/", "private"),
+    ("https://192.168.0.1/", "private"),
+    ("https://3232235521/", "private"),  # 192.168.0.1 in decimal
+    ("https://[fc00::1]/", "private"),
+    ("https://[fd12:3456::1]/", "private"),
+    ("https://[::ffff:10.0.0.1]/", "private"),
+    ("https://100.64.0.1/", "carrier_grade_nat"),
+    ("https://100.127.255.254/", "carrier_grade_nat"),
+    ("https://169.254.169.254/latest/meta-data/", "metadata"),
+    ("https://0xa9fea9fe/", "metadata"),
+    ("https://2852039166/", "metadata"),
+    ("https://[::ffff:169.254.169.254]/", "metadata"),
+    ("https://[fd00:ec2::254]/", "metadata"),
+    ("https://100.100.100.200/", "metadata"),
+    ("https://metadata.google.internal/", "metadata"),
+    ("https://169.254.1.1/", "link_local"),
+    ("https://[fe80::1]/", "link_local"),
+    ("https://[fe80::1%25eth0]/", "link_local"),  # zone id
+    ("https://224.0.0.1/", "multicast"),
+    ("https://[ff02::1]/", "multicast"),
+    ("https://240.0.0.1/", "reserved"),
+    ("https://255.255.255.255/", "broadcast"),
+    ("https://192.0.2.1/", "reserved"),
+    ("https://198.18.0.1/", "reserved"),
+    ("https://[2001:db8::1]/", "reserved"),
+    ("https://[2001::1]/", "reserved"),  # Teredo
+    ("https://user:pass@example.com/", "credentials"),
+    ("https://example.com@127.0.0.1/", "credentials"),
+    ("https://example.com\\@127.0.0.1/", "invalid_url"),
+    ("https://127.0.0.1\t/", "invalid_url"),
+    ("https://127.0.0.1\n.example.com/", "invalid_url"),
+    ("https:/127.0.0.1/", "invalid_url"),
+    ("https:127.0.0.1/", "invalid_url"),
+    ("http://example.com/", "scheme"),
+    ("file:///etc/passwd", "scheme"),
+    ("gopher://127.0.0.1:6379/_INFO", "scheme"),
+    ("ftp://example.com/", "scheme"),
+    ("https://08.0.0.1/", "invalid_host"),  # invalid octal
+    ("https://1.2.3.4.5/", "invalid_host"),
+    ("https://256.0.0.1/", "invalid_host"),
+    ("https://[::1/", "invalid_host"),
+    ("https://::1/", "invalid_host"),
+    ("https://ex%ample.com/", "invalid_host"),
+    ("https://%ff%fe.example/", "invalid_host"),
+    ("https://example.com:0/", "port"),
+    ("https://example.com:65536/", "port"),
+    ("https://example.com:+443/", "port"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), BYPASSES)
+def test_bypass_spellings_are_refused(url: str, reason: str) -> None:
+    """Each known SSRF spelling is refused with the reason that names it."""
+    with pytest.raises(UnsafeURL) as caught:
+        check_url(url, resolver=public_resolver)
+    assert caught.value.reason == reason
+    assert caught.value.status == 400
+
+
+def test_the_table_is_big_enough() -> None:
+    """The issue asks for at least 40 bypass spellings."""
+    assert len(BYPASSES) >= 40
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("https://93.184.215.14/", "93.184.215.14"),
+        ("https://1572394766/", "93.184.215.14"),  # decimal spelling of a public address
+        ("https://8.8.8.8:8443/dns", "8.8.8.8"),
+        ("https://[2606:4700:4700::1111]/", "2606:4700:4700::1111"),
+        ("https://[64:ff9b::808:808]/", "64:ff9b::808:808"),  # NAT64 of a public address
+        ("https://[::ffff:8.8.8.8]/", "::ffff:808:808"),
+        ("HTTPS://100.63.255.255/", "100.63.255.255"),  # just below CGNAT
+        ("https://172.32.0.1/", "172.32.0.1"),  # just above 172.16/12
+    ],
+)
+def test_public_literals_are_allowed(url: str, address: str) -> None:
+    """Public addresses pass, in whatever spelling, and come back as the vetted target."""
+    target = check_url(url, resolver=public_resolver)
+    assert [str(a) for a in target.addresses] == [address]
+
+
+def test_names_resolve_and_every_address_is_vetted() -> None:
+    """A name that resolves to a public and a private address is refused."""
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("https://mixed.example.com/", resolver=lambda h, p: [PUBLIC_V4, "10.0.0.7"])
+    assert caught.value.reason == "private"
+    target = check_url(
+        "https://ok.example.com:8443/x", resolver=lambda h, p: [PUBLIC_V4, "2606:4700::1"]
+    )
+    assert target.host == "ok.example.com"
+    assert target.port == 8443
+    assert [str(a) for a in target.addresses] == [PUBLIC_V4, "2606:4700::1"]
+
+
+def test_resolver_gets_the_normalized_host_and_port() -> None:
+    """The resolver is asked for the IDNA, lower-case, dot-less name and the effective port."""
+    calls: list[tuple[str, int]] = []
+
+    def resolver(host: str, port: int) -> Iterable[str]:
+        calls.append((host, port))
+        return [PUBLIC_V4]
+
+    check_url("https://BÜCHER.example./", resolver=resolver)
+    assert calls == [("xn--bcher-kva.example", 443)]
+
+
+@pytest.mark.parametrize(
+    "resolver",
+    [lambda h, p: [], lambda h, p: ["not-an-ip"], lambda h, p: (_ for _ in ()).throw(OSError())],
+)
+def test_unresolvable_names_are_refused(resolver: object) -> None:
+    """No addresses, junk addresses or resolver errors mean refusal."""
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("https://nowhere.example/", resolver=resolver)  # type: ignore[arg-type]
+    assert caught.value.reason == "unresolvable"
+
+
+def test_dns_rebinding_is_defeated_by_returning_the_vetted_addresses() -> None:
+    """The caller gets the addresses vetted now, not whatever the name resolves to later."""
+    answers = iter([[PUBLIC_V4], ["127.0.0.1"]])
+    target = check_url("https://rebind.example/", resolver=lambda h, p: next(answers))
+    assert [str(a) for a in target.addresses] == [PUBLIC_V4]
+    with pytest.raises(UnsafeURL):
+        check_url("https://rebind.example/", resolver=lambda h, p: next(answers))
+
+
+def test_resolver_zone_suffixes_are_stripped_then_vetted() -> None:
+    """A resolver answer like fe80::1%eth0 is read and refused as link-local."""
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("https://zone.example/", resolver=lambda h, p: ["fe80::1%eth0"])
+    assert caught.value.reason == "link_local"
+
+
+def test_allow_hosts_restricts_further() -> None:
+    """Only listed hosts (exact or *.suffix) pass, and addresses are still vetted."""
+    allow = ["api.partner.com", "*.hooks.example.com"]
+    check_url("https://api.partner.com/", allow_hosts=allow, resolver=public_resolver)
+    check_url("https://a.b.hooks.example.com/", allow_hosts=allow, resolver=public_resolver)
+    for url in ["https://hooks.example.com/", "https://evil.com/", "https://api.partner.com.evil/"]:
+        with pytest.raises(UnsafeURL) as caught:
+            check_url(url, allow_hosts=allow, resolver=public_resolver)
+        assert caught.value.reason == "not_allowed"
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("https://api.partner.com/", allow_hosts=allow, resolver=lambda h, p: ["10.0.0.1"])
+    assert caught.value.reason == "private"
+    with pytest.raises(ConfigurationError):
+        check_url("https://api.partner.com/", allow_hosts="api.partner.com")
+
+
+def test_schemes_and_ports_are_configurable() -> None:
+    """http can be allowed explicitly; allowed_ports narrows the ports."""
+    assert check_url("http://example.com/", ("http", "https"), resolver=public_resolver).port == 80
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("https://example.com:8080/", allowed_ports=[443], resolver=public_resolver)
+    assert caught.value.reason == "port"
+
+
+def test_resolve_false_skips_dns_but_not_literal_checks() -> None:
+    """Without resolution, names pass with no addresses; literals are still vetted."""
+    target = check_url("https://example.com/", resolve=False)
+    assert target.addresses == ()
+    with pytest.raises(UnsafeURL):
+        check_url("https://10.0.0.1/", resolve=False)
+    with pytest.raises(UnsafeURL):
+        check_url("https://localhost/", resolve=False)
+
+
+def test_system_resolver_returns_addresses() -> None:
+    """The default resolver answers numeric hosts offline through getaddrinfo."""
+    assert "127.0.0.1" in system_resolver("127.0.0.1", 443)
+
+
+def test_refusals_are_audited_without_the_url(audit_records: list[logging.LogRecord]) -> None:
+    """A refusal emits ssrf.blocked with the reason; the URL (and its query) is not logged."""
+    with pytest.raises(UnsafeURL):
+        check_url("https://10.0.0.1/cb?token=abc123secret", resolver=public_resolver)
+    record = audit_records[-1]
+    assert record.event == "ssrf.blocked"  # type: ignore[attr-defined]
+    assert record.reason == "private"  # type: ignore[attr-defined]
+    assert "abc123secret" not in repr(record.__dict__)
+
+
+def test_problem_is_generic() -> None:
+    """The client problem does not say which internal address was hit."""
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("https://10.0.0.1/")
+    body = caught.value.to_problem().to_json().decode()
+    assert "10.0.0.1" not in body
+    assert "private" not in body
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("8.8.8.8", None),
+        ("::ffff:192.168.1.1", "private"),
+        ("2001:4860:4860::8888", None),
+        ("64:ff9b:1::1", "private"),
+        ("100::1", "reserved"),
+        ("fec0::1", "reserved"),
+        ("::2", "unspecified"),
+        ("4000::1", "reserved"),
+    ],
+)
+def test_classify_ip(address: str, reason: str | None) -> None:
+    """classify_ip names the reason an address is internal, or None for public ones."""
+    assert classify_ip(ipaddress.ip_address(address)) == reason
+
+
+@given(st.text(max_size=120))
+def test_arbitrary_strings_never_raise_anything_but_unsafe_url(text: str) -> None:
+    """Any string is either vetted or refused with UnsafeURL."""
+    for candidate in (text, "https://" + text):
+        try:
+            target = check_url(candidate, resolver=public_resolver)
+        except UnsafeURL:
+            continue
+        assert all(classify_ip(a) is None for a in target.addresses)
