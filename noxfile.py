@@ -7,6 +7,8 @@ programs the tests need (redis-server).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -34,3 +36,11 @@ def tests(session: nox.Session) -> None:
     """The whole pytest suite, Redis-backed tests against a real redis-server."""
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with the peer libraries (numbers, never assertions)."""
+    session.install("-e", ".[dev]")
+    for script in sorted(Path("benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)

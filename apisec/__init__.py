@@ -19,6 +19,8 @@ from apisec.errors import (
     ValidationError,
 )
 from apisec.problems import FieldError, Problem, validation_problem
+from apisec.ssrf import UnsafeURL, check_url
+from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
 
 __version__ = "0.1.0.dev0"
 
@@ -34,6 +36,11 @@ __all__ = [
     "PermissionDenied",
     "Problem",
     "StoreError",
+    "UnsafeURL",
     "ValidationError",
+    "WebhookError",
+    "WebhookSigner",
+    "WebhookVerifier",
+    "check_url",
     "validation_problem",
 ]

@@ -20,11 +20,25 @@ EXPECTED_TOP_LEVEL = [
     "PermissionDenied",
     "Problem",
     "StoreError",
+    "UnsafeURL",
     "ValidationError",
+    "WebhookError",
+    "WebhookSigner",
+    "WebhookVerifier",
+    "check_url",
     "validation_problem",
 ]
 
-PUBLIC_MODULES = ["apisec.errors", "apisec.problems", "apisec.audit", "apisec.testing"]
+PUBLIC_MODULES = [
+    "apisec.errors",
+    "apisec.problems",
+    "apisec.audit",
+    "apisec.testing",
+    "apisec.webhooks",
+    "apisec.webhooks.redis",
+    "apisec.pkce",
+    "apisec.ssrf",
+]
 
 
 def _isort_style(names: list[str]) -> list[str]:
@@ -60,7 +74,8 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
     import sys
 
     code = (
-        "import sys, apisec, apisec.problems, apisec.audit, apisec.testing;"
+        "import sys, apisec, apisec.problems, apisec.audit, apisec.testing, apisec.webhooks,"
+        " apisec.pkce, apisec.ssrf;"
         "bad = [m for m in ('redis', 'starlette', 'flask', 'django') if m in sys.modules];"
         "print(','.join(bad))"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac as _hmac
 import secrets
 import string
 from collections.abc import Sequence
@@ -30,6 +32,13 @@ class KeySet:
     hmac: tuple[bytes, ...] = attrs.field(repr=False)
     ed25519_private: tuple[Ed25519PrivateKey, ...] = attrs.field(repr=False)
     ed25519_public: tuple[Ed25519PublicKey, ...] = attrs.field(repr=False)
+    #: One keyed HMAC-SHA256 per secret; copied per message so the key
+    #: schedule is computed once, not on every verification.
+    hmac_bases: tuple[_hmac.HMAC, ...] = attrs.field(repr=False, eq=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        bases = tuple(_hmac.new(key, digestmod=hashlib.sha256) for key in self.hmac)
+        object.__setattr__(self, "hmac_bases", bases)
 
     def __repr__(self) -> str:
         return (

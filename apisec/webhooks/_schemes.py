@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
-import attrs
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 
 from apisec.webhooks import _headers
@@ -25,8 +24,7 @@ MAX_SIGNATURES = 16
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-@attrs.frozen
-class Delivery:
+class Delivery(NamedTuple):
     """What a scheme read from the headers of one delivery."""
 
     msg_id: str | None
@@ -37,23 +35,24 @@ class Delivery:
     prefix: bytes
 
 
-def _hmac_sha256(key: bytes, prefix: bytes, body: bytes) -> bytes:
-    if not prefix:
-        return hmac.digest(key, body, "sha256")
-    mac = hmac.new(key, prefix, hashlib.sha256)
+def _mac(base: hmac.HMAC, prefix: bytes, body: bytes) -> bytes:
+    mac = base.copy()
+    if prefix:
+        mac.update(prefix)
     mac.update(body)
     return mac.digest()
 
 
 def _hex_matches(keys: KeySet, delivery: Delivery, body: bytes, version: str) -> bool:
-    given = [value for v, value in delivery.signatures if v == version]
-    if not given:
-        return False
-    for key in keys.hmac:
-        expected = _hmac_sha256(key, delivery.prefix, body).hex()
-        # Every candidate is compared, in constant time each.
-        if any(hmac.compare_digest(expected, value) for value in given):
-            return True
+    for base in keys.hmac_bases:
+        expected: str | None = None
+        for v, value in delivery.signatures:
+            if v == version:
+                if expected is None:
+                    expected = _mac(base, delivery.prefix, body).hex()
+                # Every candidate is compared, in constant time each.
+                if hmac.compare_digest(expected, value):
+                    return True
     return False
 
 
@@ -77,7 +76,9 @@ class Scheme:
 
 
 def _split_entries(value: str, separators: str) -> list[str]:
-    entries = [e for e in re.split(f"[{separators}]+", value) if e]
+    if len(separators) > 1:
+        value = value.replace(separators[1], separators[0])
+    entries = [e for e in value.split(separators[0]) if e]
     if len(entries) > MAX_SIGNATURES:
         raise MalformedHeader(f"more than {MAX_SIGNATURES} signatures in one header")
     return entries
@@ -91,11 +92,17 @@ class StandardScheme(Scheme):
     header_names = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
 
     def parse(self, found: Mapping[str, str]) -> Delivery:
-        msg_id = _headers.message_id(_headers.required(found, "webhook-id"), "webhook-id")
-        ts_text = _headers.required(found, "webhook-timestamp")
+        # Written as plain loops on purpose: this is the hot path of every delivery.
+        msg_id = found.get("webhook-id")
+        ts_text = found.get("webhook-timestamp")
+        header = found.get("webhook-signature")
+        if not msg_id or not ts_text or not header:
+            _headers.missing(found, self.header_names)
+        if _headers.MESSAGE_ID.fullmatch(msg_id) is None:
+            _headers.message_id(msg_id, "webhook-id")
         timestamp = _headers.timestamp(ts_text, "webhook-timestamp")
         signatures = []
-        for entry in _split_entries(_headers.required(found, "webhook-signature"), " "):
+        for entry in _split_entries(header, " "):
             version, sep, value = entry.partition(",")
             if sep and version and value:
                 signatures.append((version, value))
@@ -104,12 +111,16 @@ class StandardScheme(Scheme):
         return Delivery(msg_id, timestamp, tuple(signatures), f"{msg_id}.{ts_text}.".encode())
 
     def matches(self, keys: KeySet, delivery: Delivery, body: bytes) -> bool:
-        v1 = [value for version, value in delivery.signatures if version == "v1"]
-        if v1 and keys.hmac:
-            for key in keys.hmac:
-                expected = base64.b64encode(_hmac_sha256(key, delivery.prefix, body)).decode()
-                if any(hmac.compare_digest(expected, value) for value in v1):
-                    return True
+        prefix = delivery.prefix
+        for base in keys.hmac_bases:
+            expected: str | None = None
+            for version, value in delivery.signatures:
+                if version == "v1":
+                    if expected is None:
+                        expected = base64.b64encode(_mac(base, prefix, body)).decode()
+                    # Constant-time for each candidate.
+                    if hmac.compare_digest(expected, value):
+                        return True
         v1a = [value for version, value in delivery.signatures if version == "v1a"]
         if v1a and keys.ed25519_public:
             content = delivery.prefix + body
@@ -133,7 +144,7 @@ class StandardScheme(Scheme):
             raise MalformedHeader("the standard scheme needs a message id")
         prefix = f"{msg_id}.{timestamp}.".encode()
         entries = [
-            "v1," + base64.b64encode(_hmac_sha256(key, prefix, body)).decode() for key in keys.hmac
+            "v1," + base64.b64encode(_mac(base, prefix, body)).decode() for base in keys.hmac_bases
         ]
         if keys.ed25519_private:
             content = prefix + body
@@ -180,7 +191,7 @@ class StripeScheme(Scheme):
     def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
         prefix = f"{timestamp}.".encode()
         entries = [f"t={timestamp}"]
-        entries += ["v1=" + _hmac_sha256(key, prefix, body).hex() for key in keys.hmac]
+        entries += ["v1=" + _mac(base, prefix, body).hex() for base in keys.hmac_bases]
         return {"Stripe-Signature": ",".join(entries)}
 
 
@@ -209,7 +220,7 @@ class GitHubScheme(Scheme):
     def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
         headers = {
             "X-Hub-Signature-256": ",".join(
-                "sha256=" + hmac.digest(key, body, "sha256").hex() for key in keys.hmac
+                "sha256=" + _mac(base, b"", body).hex() for base in keys.hmac_bases
             )
         }
         if msg_id is not None:
@@ -247,7 +258,7 @@ class HmacSha256Scheme(Scheme):
         headers = {
             "X-Webhook-Timestamp": str(timestamp),
             "X-Webhook-Signature": ",".join(
-                "v1=" + _hmac_sha256(key, prefix, body).hex() for key in keys.hmac
+                "v1=" + _mac(base, prefix, body).hex() for base in keys.hmac_bases
             ),
         }
         if msg_id is not None:
