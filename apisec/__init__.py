@@ -7,6 +7,7 @@ The main names are re-exported here; each concern lives in its own module
 from __future__ import annotations
 
 from apisec.audit import AuditEvent
+from apisec.cors import CorsDecision, CorsPolicy
 from apisec.errors import (
     ApiSecError,
     AuthenticationError,
@@ -18,6 +19,7 @@ from apisec.errors import (
     StoreError,
     ValidationError,
 )
+from apisec.headers import ContentSecurityPolicy, SecurityHeaders
 from apisec.problems import FieldError, Problem, validation_problem
 from apisec.ssrf import UnsafeURL, check_url
 from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
@@ -30,11 +32,15 @@ __all__ = [
     "AuthenticationError",
     "ClientError",
     "ConfigurationError",
+    "ContentSecurityPolicy",
+    "CorsDecision",
+    "CorsPolicy",
     "FieldError",
     "MalformedProblem",
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
+    "SecurityHeaders",
     "StoreError",
     "UnsafeURL",
     "ValidationError",

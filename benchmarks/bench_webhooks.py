@@ -35,9 +35,13 @@ def make_body(lines: int) -> bytes:
     event = {
         "type": "invoice.paid",
         "timestamp": "2026-11-28T09:00:00Z",
-        "data": {"id": "in_" + "x" * 24, "amount": 4200, "currency": "eur",
-                 "lines": [{"sku": f"sku_{i}", "qty": i} for i in range(lines)]},
-    }  # fmt: skip
+        "data": {
+            "id": "in_" + "x" * 24,
+            "amount": 4200,
+            "currency": "eur",
+            "lines": [{"sku": f"sku_{i}", "qty": i} for i in range(lines)],
+        },
+    }
     return json.dumps(event, separators=(",", ":")).encode()
 
 

@@ -14,11 +14,15 @@ EXPECTED_TOP_LEVEL = [
     "AuthenticationError",
     "ClientError",
     "ConfigurationError",
+    "ContentSecurityPolicy",
+    "CorsDecision",
+    "CorsPolicy",
     "FieldError",
     "MalformedProblem",
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
+    "SecurityHeaders",
     "StoreError",
     "UnsafeURL",
     "ValidationError",
@@ -38,6 +42,8 @@ PUBLIC_MODULES = [
     "apisec.webhooks.redis",
     "apisec.pkce",
     "apisec.ssrf",
+    "apisec.cors",
+    "apisec.headers",
 ]
 
 

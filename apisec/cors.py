@@ -1,0 +1,387 @@
+"""CORS decisions by the Fetch standard, as a pure function adapters render.
+
+>>> policy = CorsPolicy(["https://app.example.com"], allow_methods=["GET", "PUT"],
+...                     allow_headers=["Content-Type"], allow_credentials=True)
+>>> d = policy.decide("OPTIONS", "https://app.example.com", "PUT", "content-type")
+>>> d.allowed, d.is_preflight
+(True, True)
+>>> dict(d.headers)["Access-Control-Allow-Origin"]
+'https://app.example.com'
+>>> policy.decide("GET", "https://app.example.com.evil.net").allowed
+False
+
+Origins are compared exactly as browsers serialize them (scheme, host,
+port). ``allow_origin_regex`` must match the *whole* origin. Structured
+wildcards such as ``https://*.example.com`` stand for exactly one DNS label.
+``null`` is allowed only when listed, and never with credentials; ``*`` with
+credentials is refused when the policy is built. Methods compare
+case-sensitively, as Fetch does; requested header names compare
+case-insensitively, and ``*`` never covers ``Authorization``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import attrs
+
+from apisec.errors import ConfigurationError
+
+__all__ = ["CorsDecision", "CorsPolicy"]
+
+SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
+MAX_ORIGIN_LENGTH = 2048
+MAX_REQUEST_HEADERS_LENGTH = 4096
+MAX_REQUEST_HEADER_NAMES = 64
+LONG_MAX_AGE = 7200  # Chromium's cap; longer values are silently cut to it
+
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TCHARS)
+# The shape browsers send ("content-type,x-request-id"), with optional spaces.
+_HEADER_LIST = re.compile(rf"{_TCHARS}(?:[ \t]*,[ \t]*{_TCHARS})*")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_ORIGIN = re.compile(r"([a-z][a-z0-9+.\-]*)://([a-z0-9\-._~]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?")
+_WILDCARD = re.compile(
+    r"([a-z][a-z0-9+.\-]*)://\*\.([a-z0-9\-]+(?:\.[a-z0-9\-]+)+)(?::([0-9]{1,5}))?"
+)
+_LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
+
+
+class CorsDecision(NamedTuple):
+    """What the policy says about one request (an immutable named tuple).
+
+    Attributes:
+        allowed: the origin (and, for a preflight, method and headers) passed.
+        is_preflight: the request was an OPTIONS preflight.
+        headers: the response headers to add, as ``(name, value)`` pairs.
+        reason: why it was refused (``"origin_not_allowed"``,
+            ``"method_not_allowed"``, ``"header_not_allowed"``,
+            ``"invalid_origin"``, ``"invalid_request_headers"``,
+            ``"private_network_not_allowed"``, ``"no_origin"``), else None.
+    """
+
+    allowed: bool
+    is_preflight: bool
+    headers: list[tuple[str, str]]
+    reason: str | None = None
+
+
+def _normalize_origin(origin: str) -> str:
+    if origin == "null":
+        return origin
+    lowered = origin.lower()
+    match = _ORIGIN.fullmatch(lowered)
+    if match is None:
+        raise ConfigurationError(
+            f"{origin!r} is not a serialized origin like 'https://app.example.com'"
+            " (no path, no trailing slash)"
+        )
+    scheme, host, port = match.groups()
+    if port is not None and (not 0 < int(port) < 65536):
+        raise ConfigurationError(f"{origin!r} has an invalid port")
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _wildcard_pattern(origin: str) -> re.Pattern[str]:
+    match = _WILDCARD.fullmatch(origin.lower())
+    if match is None:
+        raise ConfigurationError(
+            f"{origin!r}: wildcards are written 'https://*.example.com' — '*' as the whole"
+            " leftmost label, with at least two labels after it"
+        )
+    scheme, domain, port = match.groups()
+    if port is not None and _DEFAULT_PORTS.get(scheme) == port:
+        port = None
+    suffix = "" if port is None else f":{port}"
+    return re.compile(re.escape(f"{scheme}://") + _LABEL + re.escape(f".{domain}{suffix}"))
+
+
+def _tokens(values: Iterable[str], what: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ConfigurationError(f"{what} must be a list of names, not one string")
+    items = tuple(values)
+    for item in items:
+        if not isinstance(item, str) or (item != "*" and _TOKEN.fullmatch(item) is None):
+            raise ConfigurationError(f"{what}: {item!r} is not a valid HTTP token")
+    return items
+
+
+def _methods(values: Iterable[str]) -> tuple[str, ...]:
+    return _tokens(values, "allow_methods")
+
+
+def _headers(values: Iterable[str]) -> tuple[str, ...]:
+    return _tokens(values, "allow_headers")
+
+
+def _exposed(values: Iterable[str]) -> tuple[str, ...]:
+    return _tokens(values, "expose_headers")
+
+
+def _origins(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ConfigurationError("allow_origins must be a list of origins, not one string")
+    return tuple(values)
+
+
+@attrs.frozen
+class CorsPolicy:
+    """A CORS policy, validated and precomputed when built.
+
+    Args:
+        allow_origins: exact origins (``"https://app.example.com"``),
+            structured wildcards (``"https://*.example.com"``), ``"*"`` for
+            any origin (not with credentials) or ``"null"`` (explicit opt-in,
+            not with credentials).
+        allow_methods: methods a preflight may ask for (case-sensitive);
+            GET, HEAD and POST never need a preflight approval.
+        allow_headers: request header names allowed (case-insensitive), or
+            ``"*"`` (without credentials; never covers ``Authorization``).
+        expose_headers: response headers scripts may read; ``"*"`` only
+            without credentials.
+        allow_credentials: allow cookies / HTTP auth on cross-origin requests.
+        max_age: preflight cache lifetime in seconds (None omits the header).
+        allow_origin_regex: a regex that must match the *whole* origin.
+        allow_private_network: answer Private Network Access preflights.
+    """
+
+    allow_origins: tuple[str, ...] = attrs.field(converter=_origins)
+    allow_methods: tuple[str, ...] = attrs.field(
+        default=("GET", "HEAD", "POST"),
+        kw_only=True,
+        converter=_methods,
+    )
+    allow_headers: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_headers)
+    expose_headers: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_exposed)
+    allow_credentials: bool = attrs.field(default=False, kw_only=True)
+    max_age: int | None = attrs.field(default=600, kw_only=True)
+    allow_origin_regex: str | None = attrs.field(default=None, kw_only=True)
+    allow_private_network: bool = attrs.field(default=False, kw_only=True)
+
+    # Precomputed at construction.
+    _any_origin: bool = attrs.field(init=False, repr=False, eq=False)
+    _exact: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
+    _patterns: tuple[re.Pattern[str], ...] = attrs.field(init=False, repr=False, eq=False)
+    _methods: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
+    _any_method: bool = attrs.field(init=False, repr=False, eq=False)
+    _header_names: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
+    _any_header: bool = attrs.field(init=False, repr=False, eq=False)
+    _simple_allowed: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+    _preflight_allowed: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+    _vary_simple: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+    _vary_preflight: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:  # noqa: PLR0912, PLR0915 - one validation pass
+        credentials = self.allow_credentials
+        if not isinstance(credentials, bool):
+            raise ConfigurationError("allow_credentials must be a bool")
+        exact: set[str] = set()
+        patterns: list[re.Pattern[str]] = []
+        any_origin = False
+        for origin in self.allow_origins:
+            if not isinstance(origin, str):
+                raise ConfigurationError("allow_origins must hold strings")
+            if origin == "*":
+                any_origin = True
+            elif "*" in origin:
+                patterns.append(_wildcard_pattern(origin))
+            else:
+                exact.add(_normalize_origin(origin))
+        if self.allow_origin_regex is not None:
+            try:
+                patterns.append(re.compile(self.allow_origin_regex))
+            except re.error as exc:
+                raise ConfigurationError(f"allow_origin_regex does not compile: {exc}") from exc
+        if not (any_origin or exact or patterns):
+            raise ConfigurationError("a CORS policy needs at least one allowed origin")
+        if credentials and any_origin:
+            raise ConfigurationError(
+                "allow_origins=['*'] with allow_credentials=True would let every site read"
+                " authenticated responses; list the origins instead"
+            )
+        if credentials and "null" in exact:
+            raise ConfigurationError(
+                "the 'null' origin (sandboxed iframes, file: pages, some redirects) cannot be"
+                " trusted with credentials"
+            )
+        if any_origin and (exact or patterns):
+            raise ConfigurationError("'*' already allows every origin; list nothing else")
+        for name, values in (
+            ("allow_methods", self.allow_methods),
+            ("allow_headers", self.allow_headers),
+            ("expose_headers", self.expose_headers),
+        ):
+            if credentials and "*" in values:
+                raise ConfigurationError(
+                    f"'*' in {name} is a literal name, not a wildcard, when credentials are"
+                    " allowed; list the names"
+                )
+        if self.max_age is not None and (
+            isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 0
+        ):
+            raise ConfigurationError("max_age must be a non-negative int or None")
+        if not isinstance(self.allow_private_network, bool):
+            raise ConfigurationError("allow_private_network must be a bool")
+
+        set_ = object.__setattr__
+        set_(self, "_any_origin", any_origin)
+        set_(self, "_exact", frozenset(exact))
+        set_(self, "_patterns", tuple(patterns))
+        set_(self, "_methods", frozenset(m for m in self.allow_methods if m != "*"))
+        set_(self, "_any_method", "*" in self.allow_methods)
+        set_(self, "_header_names", frozenset(h.lower() for h in self.allow_headers if h != "*"))
+        set_(self, "_any_header", "*" in self.allow_headers)
+
+        common: list[tuple[str, str]] = []
+        if credentials:
+            common.append(("Access-Control-Allow-Credentials", "true"))
+        simple = list(common)
+        if self.expose_headers:
+            simple.append(("Access-Control-Expose-Headers", ", ".join(self.expose_headers)))
+        preflight = list(common)
+        preflight.append(("Access-Control-Allow-Methods", ", ".join(self.allow_methods)))
+        if self.allow_headers:
+            preflight.append(("Access-Control-Allow-Headers", ", ".join(self.allow_headers)))
+        if self.max_age is not None:
+            preflight.append(("Access-Control-Max-Age", str(self.max_age)))
+        set_(self, "_simple_allowed", tuple(simple))
+        set_(self, "_preflight_allowed", tuple(preflight))
+        # With '*' (and no credentials) the answer never depends on the origin.
+        set_(self, "_vary_simple", () if any_origin else (("Vary", "Origin"),))
+        request_names = "Access-Control-Request-Method, Access-Control-Request-Headers"
+        if self.allow_private_network:
+            request_names += ", Access-Control-Request-Private-Network"
+        vary_preflight = request_names if any_origin else "Origin, " + request_names
+        set_(self, "_vary_preflight", (("Vary", vary_preflight),))
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether ``origin`` (the request's ``Origin`` value) is allowed."""
+        if self._any_origin:
+            return True
+        if origin in self._exact:
+            return True
+        if origin == "null" or len(origin) > MAX_ORIGIN_LENGTH:
+            return False
+        return any(pattern.fullmatch(origin) for pattern in self._patterns)
+
+    def decide(
+        self,
+        method: str,
+        origin: str | None,
+        access_control_request_method: str | None = None,
+        access_control_request_headers: str | None = None,
+        *,
+        access_control_request_private_network: str | None = None,
+    ) -> CorsDecision:
+        """Decide one request from its method and CORS request headers.
+
+        A preflight is ``OPTIONS`` carrying both ``Origin`` and
+        ``Access-Control-Request-Method``; anything else with an ``Origin`` is
+        an actual request. Never raises on header values.
+        """
+        is_preflight = (
+            method == "OPTIONS" and origin is not None and access_control_request_method is not None
+        )
+        vary = self._vary_preflight if is_preflight else self._vary_simple
+        if origin is None:
+            return CorsDecision(False, False, list(self._vary_simple), "no_origin")
+        if not isinstance(origin, str) or not origin.isascii() or len(origin) > MAX_ORIGIN_LENGTH:
+            return CorsDecision(False, is_preflight, list(vary), "invalid_origin")
+        if not self.origin_allowed(origin):
+            return CorsDecision(False, is_preflight, list(vary), "origin_not_allowed")
+        allow_origin = "*" if self._any_origin else origin
+        if not is_preflight:
+            headers = [("Access-Control-Allow-Origin", allow_origin), *self._simple_allowed, *vary]
+            return CorsDecision(True, False, headers)
+
+        refusal = self._preflight_refusal(
+            access_control_request_method,
+            access_control_request_headers,
+            access_control_request_private_network,
+        )
+        if refusal is not None:
+            return CorsDecision(False, True, list(vary), refusal)
+        headers = [("Access-Control-Allow-Origin", allow_origin), *self._preflight_allowed]
+        if self.allow_private_network and _is_true(access_control_request_private_network):
+            headers.append(("Access-Control-Allow-Private-Network", "true"))
+        headers.extend(vary)
+        return CorsDecision(True, True, headers)
+
+    def _preflight_refusal(
+        self, method: str | None, header_list: str | None, private_network: str | None
+    ) -> str | None:
+        if not isinstance(method, str) or _TOKEN.fullmatch(method) is None:
+            return "method_not_allowed"
+        if not (
+            method in self._methods
+            or method in SAFELISTED_METHODS
+            or (self._any_method and not self.allow_credentials)
+        ):
+            return "method_not_allowed"
+        if header_list:
+            names = _parse_header_names(header_list)
+            if names is None:
+                return "invalid_request_headers"
+            if self._header_names.issuperset(names):
+                names = ()
+            for name in names:
+                if name in self._header_names:
+                    continue
+                if self._any_header and name != "authorization":
+                    continue
+                return "header_not_allowed"
+        if _is_true(private_network) and not self.allow_private_network:
+            return "private_network_not_allowed"
+        return None
+
+    def lint(self) -> list[str]:
+        """Warnings about risky but legal settings (for startup logs or CI)."""
+        warnings: list[str] = []
+        schemes = {origin.split("://", 1)[0] for origin in self._exact if "://" in origin}
+        if "http" in schemes and "https" in schemes:
+            warnings.append(
+                "both http: and https: origins are allowed; a network attacker can act as the"
+                " http: one"
+            )
+        regex = self.allow_origin_regex
+        if regex is not None and re.search(r"(?<!\\)\.(?![*+?{])", regex.replace("\\\\", "")):
+            warnings.append(
+                f"allow_origin_regex {regex!r} has an unescaped '.', which matches any character"
+            )
+        if self.max_age is not None and self.max_age > LONG_MAX_AGE:
+            warnings.append(
+                f"max_age={self.max_age} exceeds what Chromium honours ({LONG_MAX_AGE}s) and keeps"
+                " a revoked origin cached for long"
+            )
+        if "null" in self._exact:
+            warnings.append("the 'null' origin is shared by every sandboxed iframe and file: page")
+        return warnings
+
+
+def _is_true(value: str | None) -> bool:
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def _parse_header_names(value: str) -> Sequence[str] | None:
+    """Lower-case names from ``Access-Control-Request-Headers``, or None if malformed."""
+    if not isinstance(value, str) or len(value) > MAX_REQUEST_HEADERS_LENGTH:
+        return None
+    stripped = value.strip(" \t")
+    if _HEADER_LIST.fullmatch(stripped):
+        fast = stripped.lower().replace(" ", "").replace("\t", "").split(",")
+        return fast if len(fast) <= MAX_REQUEST_HEADER_NAMES else None
+    names = []
+    for part in value.split(","):
+        name = part.strip(" \t")
+        if not name:
+            continue  # tolerate empty list elements, as RFC 9110 asks
+        if _TOKEN.fullmatch(name) is None:
+            return None
+        names.append(name.lower())
+    if len(names) > MAX_REQUEST_HEADER_NAMES:
+        return None
+    return names
