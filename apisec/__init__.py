@@ -22,6 +22,7 @@ from apisec.errors import (
 from apisec.headers import ContentSecurityPolicy, SecurityHeaders
 from apisec.problems import FieldError, Problem, validation_problem
 from apisec.ssrf import UnsafeURL, check_url
+from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService
 from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
 
 __version__ = "0.1.0.dev0"
@@ -36,12 +37,16 @@ __all__ = [
     "CorsDecision",
     "CorsPolicy",
     "FieldError",
+    "InvalidToken",
+    "KeyRing",
     "MalformedProblem",
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
     "SecurityHeaders",
+    "SigningKey",
     "StoreError",
+    "TokenService",
     "UnsafeURL",
     "ValidationError",
     "WebhookError",

@@ -18,12 +18,16 @@ EXPECTED_TOP_LEVEL = [
     "CorsDecision",
     "CorsPolicy",
     "FieldError",
+    "InvalidToken",
+    "KeyRing",
     "MalformedProblem",
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
     "SecurityHeaders",
+    "SigningKey",
     "StoreError",
+    "TokenService",
     "UnsafeURL",
     "ValidationError",
     "WebhookError",
@@ -44,6 +48,8 @@ PUBLIC_MODULES = [
     "apisec.ssrf",
     "apisec.cors",
     "apisec.headers",
+    "apisec.tokens",
+    "apisec.tokens.redis",
 ]
 
 
@@ -81,7 +87,7 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
 
     code = (
         "import sys, apisec, apisec.problems, apisec.audit, apisec.testing, apisec.webhooks,"
-        " apisec.pkce, apisec.ssrf;"
+        " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers;"
         "bad = [m for m in ('redis', 'starlette', 'flask', 'django') if m in sys.modules];"
         "print(','.join(bad))"
     )

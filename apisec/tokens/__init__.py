@@ -1,0 +1,50 @@
+"""JWT access tokens, rotating refresh tokens with reuse detection, key rings.
+
+>>> from apisec.testing import FakeClock
+>>> service = TokenService(SigningKey.generate("ES256"), issuer="https://auth.example.com",
+...                        audience="https://api.example.com", clock=FakeClock())
+>>> pair = service.issue("user_42", scope="read")
+>>> service.verify(pair.access_token)["sub"]
+'user_42'
+>>> new_pair = service.refresh(pair.refresh_token)   # rotation: the old one is now spent
+>>> service.refresh(pair.refresh_token)              # replayed: the family is revoked
+Traceback (most recent call last):
+...
+apisec.tokens._errors.TokenReuseDetected: refresh token reused; its family is revoked
+
+Redis stores live in :mod:`apisec.tokens.redis`.
+"""
+
+from __future__ import annotations
+
+from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
+from apisec.tokens._keys import KeyRing, SigningKey, jwk_thumbprint
+from apisec.tokens._service import AsyncTokenService, Claims, TokenPair, TokenService
+from apisec.tokens._stores import (
+    AsyncRefreshTokenStore,
+    ConsumeResult,
+    ConsumeStatus,
+    MemoryRefreshTokenStore,
+    RefreshRecord,
+    RefreshTokenStore,
+)
+
+__all__ = [
+    "AsyncRefreshTokenStore",
+    "AsyncTokenService",
+    "Claims",
+    "ConsumeResult",
+    "ConsumeStatus",
+    "ExpiredToken",
+    "InvalidToken",
+    "KeyRing",
+    "MemoryRefreshTokenStore",
+    "RefreshRecord",
+    "RefreshTokenStore",
+    "RevokedToken",
+    "SigningKey",
+    "TokenPair",
+    "TokenReuseDetected",
+    "TokenService",
+    "jwk_thumbprint",
+]

@@ -1,0 +1,36 @@
+"""Strict, canonical base64url (RFC 7515 section 2): no padding, no stray bits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def decode(text: str) -> bytes | None:
+    """The bytes of canonical unpadded base64url ``text``, or None.
+
+    Non-canonical spellings (set bits after the last full byte, which decode
+    to the same bytes) are refused, so one token has exactly one spelling.
+    """
+    if _B64URL.fullmatch(text) is None:
+        return None
+    rest = len(text) % 4
+    if rest == 1:
+        return None
+    if rest == 2 and _INDEX[text[-1]] & 0x0F:
+        return None
+    if rest == 3 and _INDEX[text[-1]] & 0x03:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+        return None

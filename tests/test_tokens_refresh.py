@@ -1,0 +1,382 @@
+"""Refresh tokens: rotation, reuse detection, revocation, expiry, over every store.
+
+The same behaviour runs against the memory store, a real Redis, and a tiny
+custom store written here (the store protocol is public API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from apisec import StoreError
+from apisec.testing import FakeClock
+from apisec.tokens import (
+    AsyncTokenService,
+    ConsumeResult,
+    ConsumeStatus,
+    ExpiredToken,
+    InvalidToken,
+    MemoryRefreshTokenStore,
+    RefreshRecord,
+    RefreshTokenStore,
+    RevokedToken,
+    SigningKey,
+    TokenReuseDetected,
+    TokenService,
+)
+from apisec.tokens.redis import AsyncRedisRefreshTokenStore, RedisRefreshTokenStore
+from tests.support.redis_server import RedisServer, free_loopback_port
+
+ISS, AUD = "https://auth.example.com", "https://api.example.com"
+KEY = SigningKey.hmac(b"r" * 32, kid="k")
+
+
+class DictStore:
+    """A deliberately tiny custom store: one lock, three dicts."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tokens: dict[str, tuple[RefreshRecord, float | None]] = {}
+        self.families: dict[str, dict[str, Any]] = {}
+
+    def add(self, record: RefreshRecord) -> None:
+        with self.lock:
+            self.tokens[record.token_hash] = (record, None)
+            self.families.setdefault(
+                record.family_id,
+                {"subject": record.subject, "claims": dict(record.claims), "revoked": False},
+            )
+
+    def get(self, family_id: str, token_hash: str) -> RefreshRecord | None:
+        entry = self.tokens.get(token_hash)
+        return entry[0] if entry and entry[0].family_id == family_id else None
+
+    def consume(self, family_id: str, token_hash: str, now: float) -> ConsumeResult:
+        with self.lock:
+            entry = self.tokens.get(token_hash)
+            if entry is None or entry[0].family_id != family_id:
+                return ConsumeResult(ConsumeStatus.UNKNOWN)
+            record, consumed = entry
+            family = self.families[family_id]
+            if family["revoked"]:
+                return ConsumeResult(ConsumeStatus.REVOKED, record.subject)
+            if record.expires_at <= now:
+                return ConsumeResult(ConsumeStatus.EXPIRED, record.subject)
+            if consumed is not None:
+                return ConsumeResult(
+                    ConsumeStatus.REUSED, record.subject, family["claims"], consumed
+                )
+            self.tokens[token_hash] = (record, now)
+            return ConsumeResult(ConsumeStatus.OK, record.subject, family["claims"])
+
+    def revoke_family(self, family_id: str) -> None:
+        if family_id in self.families:
+            self.families[family_id]["revoked"] = True
+
+    def revoke_subject(self, subject: str) -> None:
+        for family in self.families.values():
+            if family["subject"] == subject:
+                family["revoked"] = True
+
+
+@pytest.fixture(params=["memory", "redis", "custom"])
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[RefreshTokenStore]:
+    if request.param == "memory":
+        yield MemoryRefreshTokenStore(clock=clock)
+    elif request.param == "custom":
+        yield DictStore()
+    else:
+        client = request.getfixturevalue("redis_client")
+        yield RedisRefreshTokenStore(client, clock=clock)
+
+
+@pytest.fixture
+def service(store: RefreshTokenStore, clock: FakeClock) -> TokenService:
+    return TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_ttl=3600)
+
+
+def test_custom_store_satisfies_the_protocol() -> None:
+    """The tiny store in this file is a RefreshTokenStore by structure."""
+    assert isinstance(DictStore(), RefreshTokenStore)
+    assert isinstance(MemoryRefreshTokenStore(), RefreshTokenStore)
+
+
+def test_rotation_issues_a_new_pair_and_spends_the_old(service: TokenService) -> None:
+    """refresh() returns new tokens; the old refresh token is single-use."""
+    first = service.issue("alice", scope="read")
+    second = service.refresh(first.refresh_token)
+    assert second.refresh_token != first.refresh_token
+    assert second.access_token != first.access_token
+    assert service.verify(second.access_token)["scope"] == "read"  # claims carried over
+    third = service.refresh(second.refresh_token)
+    assert service.verify(third.access_token)["sub"] == "alice"
+
+
+def test_reuse_detection_revokes_the_whole_family(service: TokenService) -> None:
+    """Replaying a rotated token raises TokenReuseDetected and kills its descendants."""
+    first = service.issue("alice")
+    second = service.refresh(first.refresh_token)
+    with pytest.raises(TokenReuseDetected):
+        service.refresh(first.refresh_token)
+    with pytest.raises(RevokedToken):
+        service.refresh(second.refresh_token)  # the legitimate descendant dies too
+    with pytest.raises(RevokedToken):
+        service.refresh(first.refresh_token)
+
+
+def test_families_are_independent(service: TokenService) -> None:
+    """Reuse in one login session does not touch another session of the same user."""
+    laptop = service.issue("alice")
+    phone = service.issue("alice")
+    service.refresh(laptop.refresh_token)
+    with pytest.raises(TokenReuseDetected):
+        service.refresh(laptop.refresh_token)
+    assert service.refresh(phone.refresh_token).refresh_token
+
+
+def test_revoke_one_family(service: TokenService) -> None:
+    """revoke() logs one session out; unknown tokens are ignored; other sessions live."""
+    a = service.issue("alice")
+    b = service.issue("alice")
+    service.revoke(a.refresh_token)
+    with pytest.raises(RevokedToken):
+        service.refresh(a.refresh_token)
+    service.refresh(b.refresh_token)
+    service.revoke("rt_" + "A" * 22 + "." + "B" * 43)  # unknown: no error
+    with pytest.raises(InvalidToken):
+        service.revoke("garbage")
+
+
+def test_revoke_subject(service: TokenService) -> None:
+    """revoke_subject() ends every family of that subject and no one else's."""
+    a1, a2, bob = service.issue("alice"), service.issue("alice"), service.issue("bob")
+    service.revoke_subject("alice")
+    for pair in (a1, a2):
+        with pytest.raises(RevokedToken):
+            service.refresh(pair.refresh_token)
+    service.refresh(bob.refresh_token)
+
+
+def test_refresh_token_expiry(service: TokenService, clock: FakeClock) -> None:
+    """A refresh token is good until refresh_ttl; each rotation starts a new lifetime."""
+    pair = service.issue("alice")
+    clock.advance(3599)
+    pair = service.refresh(pair.refresh_token)
+    clock.advance(3599)
+    pair = service.refresh(pair.refresh_token)
+    clock.advance(3600)
+    with pytest.raises((ExpiredToken, InvalidToken)):
+        service.refresh(pair.refresh_token)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "rt_",
+        "rt_short.short",
+        "rt_" + "A" * 22 + "." + "B" * 42,
+        "xx_" + "A" * 22 + "." + "B" * 43,
+        "rt_" + "A" * 22 + "." + "B" * 43 + "\n",
+    ],
+)
+def test_malformed_refresh_tokens(service: TokenService, token: str) -> None:
+    """Anything not shaped like our refresh tokens is InvalidToken before the store."""
+    with pytest.raises(InvalidToken):
+        service.refresh(token)
+
+
+def test_unknown_and_forged_refresh_tokens(service: TokenService) -> None:
+    """A well-formed token the store never saw, or one moved to another family, is unknown."""
+    real = service.issue("alice").refresh_token
+    other = service.issue("bob").refresh_token
+    with pytest.raises(InvalidToken, match="unknown"):
+        service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
+    forged = "rt_" + other[3:25] + real[25:]  # bob's family, alice's secret
+    with pytest.raises(InvalidToken):
+        service.refresh(forged)
+
+
+def test_grace_interval_allows_an_immediate_retry(
+    store: RefreshTokenStore, clock: FakeClock
+) -> None:
+    """With refresh_grace, a retry within the grace gets a pair; after it, reuse is detected."""
+    service = TokenService(
+        KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_grace=10
+    )
+    first = service.issue("alice")
+    service.refresh(first.refresh_token)
+    clock.advance(5)
+    assert service.refresh(first.refresh_token).access_token
+    clock.advance(6)
+    with pytest.raises(TokenReuseDetected):
+        service.refresh(first.refresh_token)
+
+
+def test_stores_hold_only_hashes(redis_client: redis.Redis, clock: FakeClock) -> None:
+    """The Redis keyspace and the memory store never contain the refresh token itself."""
+    memory = MemoryRefreshTokenStore(clock=clock)
+    for store in (memory, RedisRefreshTokenStore(redis_client, clock=clock)):
+        service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
+        token = service.issue("alice").refresh_token
+        secret_part = token.split(".")[1]
+        if store is memory:
+            dump = repr(memory._tokens) + repr(memory._families)
+        else:
+            dump = ""
+            for key in redis_client.scan_iter("*"):
+                dump += key.decode()
+                if redis_client.type(key) == b"hash":
+                    dump += repr(redis_client.hgetall(key))
+                elif redis_client.type(key) == b"set":
+                    dump += repr(redis_client.smembers(key))
+        assert secret_part not in dump
+        assert hashlib.sha256(token.encode()).hexdigest() in dump
+
+
+def test_redis_keys_expire_and_share_a_hash_tag(
+    redis_client: redis.Redis, clock: FakeClock
+) -> None:
+    """Token and family keys carry TTLs and the family hash tag (one Cluster slot)."""
+    service = TokenService(
+        KEY,
+        issuer=ISS,
+        audience=AUD,
+        clock=clock,
+        refresh_ttl=3600,
+        store=RedisRefreshTokenStore(redis_client, clock=clock),
+    )
+    token = service.issue("alice").refresh_token
+    family = token[3:25]
+    keys = [k.decode() for k in redis_client.scan_iter(f"apisec:rt:{{{family}}}*")]
+    assert len(keys) == 2
+    for key in keys:
+        assert f"{{{family}}}" in key
+        assert redis_client.pttl(key) > 0
+
+
+def test_memory_store_is_bounded(clock: FakeClock) -> None:
+    """Past max_tokens, expired entries and then the soonest-expiring ones are dropped."""
+    store = MemoryRefreshTokenStore(clock=clock, max_tokens=10)
+    service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
+    for i in range(25):
+        service.issue(f"user{i}")
+    assert len(store) <= 10
+
+
+def test_sixteen_threads_refreshing_one_token_on_redis(redis_server: RedisServer) -> None:
+    """Exactly one of 16 concurrent refreshes wins; the others see reuse or revocation."""
+    pool = redis.ConnectionPool(host=redis_server.host, port=redis_server.port, max_connections=32)
+    client = redis.Redis(connection_pool=pool)
+    client.flushdb()
+    service = TokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client))
+    token = service.issue("alice").refresh_token
+    barrier = threading.Barrier(16)
+
+    def attempt(_: int) -> str:
+        barrier.wait()
+        try:
+            service.refresh(token)
+        except TokenReuseDetected:
+            return "reuse"
+        except RevokedToken:
+            return "revoked"
+        return "won"
+
+    with ThreadPoolExecutor(16) as executor:
+        outcomes = list(executor.map(attempt, range(16)))
+    assert outcomes.count("won") == 1
+    assert outcomes.count("reuse") + outcomes.count("revoked") == 15
+    client.close()
+
+
+def test_store_failure_fails_closed() -> None:
+    """A dead Redis makes refresh raise StoreError (503) — never a silent pass."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis(
+        port=free_loopback_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    service = TokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client))
+    with pytest.raises(StoreError):
+        service.issue("alice")
+    with pytest.raises(StoreError):
+        service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
+
+
+# --- asyncio ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def async_service(
+    request: pytest.FixtureRequest, clock: FakeClock
+) -> AsyncIterator[AsyncTokenService]:
+    if request.param == "memory":
+        yield AsyncTokenService(KEY, issuer=ISS, audience=AUD, clock=clock)
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client = redis.asyncio.Redis(host=server.host, port=server.port)
+        await client.flushdb()
+        store = AsyncRedisRefreshTokenStore(client, clock=clock)
+        yield AsyncTokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
+        await client.aclose()
+
+
+async def test_async_rotation_and_reuse(async_service: AsyncTokenService) -> None:
+    """The async twin rotates, detects reuse and revokes like the sync one."""
+    first = await async_service.issue("alice", scope="x")
+    second = await async_service.refresh(first.refresh_token)
+    assert async_service.verify(second.access_token)["scope"] == "x"
+    with pytest.raises(TokenReuseDetected):
+        await async_service.refresh(first.refresh_token)
+    with pytest.raises(RevokedToken):
+        await async_service.refresh(second.refresh_token)
+    other = await async_service.issue("bob")
+    await async_service.revoke_subject("bob")
+    with pytest.raises(RevokedToken):
+        await async_service.refresh(other.refresh_token)
+    third = await async_service.issue("carol")
+    await async_service.revoke(third.refresh_token)
+    with pytest.raises(RevokedToken):
+        await async_service.refresh(third.refresh_token)
+
+
+async def test_asyncio_tasks_refreshing_one_token_on_redis(
+    async_redis_client: redis.asyncio.Redis,
+) -> None:
+    """Of 16 concurrent tasks presenting one token, exactly one wins."""
+    service = AsyncTokenService(
+        KEY, issuer=ISS, audience=AUD, store=AsyncRedisRefreshTokenStore(async_redis_client)
+    )
+    token = (await service.issue("alice")).refresh_token
+
+    async def attempt() -> str:
+        try:
+            await service.refresh(token)
+        except (TokenReuseDetected, RevokedToken):
+            return "lost"
+        return "won"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(16)))
+    assert outcomes.count("won") == 1
+
+
+def test_sync_and_async_stores_are_not_mixed(redis_client: redis.Redis) -> None:
+    """Giving a sync service an async store (or the reverse) is a ConfigurationError."""
+    from apisec import ConfigurationError
+
+    async_store = AsyncRedisRefreshTokenStore(redis.asyncio.Redis())
+    with pytest.raises(ConfigurationError, match="AsyncTokenService"):
+        TokenService(KEY, issuer=ISS, audience=AUD, store=async_store)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="TokenService"):
+        AsyncTokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(redis_client))  # type: ignore[arg-type]
