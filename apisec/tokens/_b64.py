@@ -9,8 +9,8 @@ import re
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_TO_STANDARD = str.maketrans("-_", "+/")
-_PADDING = ("", "", "==", "=")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")
 
 
 def encode(data: bytes) -> str:
@@ -33,6 +33,7 @@ def decode(text: str) -> bytes | None:
     if rest == 3 and _INDEX[text[-1]] & 0x03:
         return None
     try:
-        return binascii.a2b_base64((text + _PADDING[rest]).translate(_TO_STANDARD))
+        # bytes.translate with a 256-byte table runs at memcpy speed.
+        return binascii.a2b_base64(text.encode("ascii").translate(_TO_STANDARD) + _PADDING[rest])
     except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
         return None
