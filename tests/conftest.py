@@ -11,6 +11,7 @@ import redis.asyncio
 
 from apisec.testing import FakeClock
 from tests.support.binaries import require_binary
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
 
 
@@ -22,6 +23,20 @@ def redis_server() -> Iterator[RedisServer]:
     )
     with RedisServer(binary) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A real three-node Redis Cluster for the session (started on first use)."""
+    server = require_binary(
+        "redis-server", debian_package="redis-server", extra_dirs=("/usr/bin", "/usr/sbin")
+    )
+    cli = require_binary("redis-cli", debian_package="redis-tools", extra_dirs=("/usr/bin",))
+    cluster = RedisCluster(server, cli).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -73,5 +88,6 @@ def audit_records(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.Log
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that touches the real Redis, so `-m redis` selects them."""
     for item in items:
-        if "redis_server" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "redis_server" in names or "redis_cluster" in names:
             item.add_marker(pytest.mark.redis)

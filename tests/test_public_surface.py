@@ -50,6 +50,8 @@ PUBLIC_MODULES = [
     "apisec.headers",
     "apisec.tokens",
     "apisec.tokens.redis",
+    "apisec.ratelimit",
+    "apisec.ratelimit.redis",
 ]
 
 
@@ -87,7 +89,7 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
 
     code = (
         "import sys, apisec, apisec.problems, apisec.audit, apisec.testing, apisec.webhooks,"
-        " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers;"
+        " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers, apisec.ratelimit;"
         "bad = [m for m in ('redis', 'starlette', 'flask', 'django') if m in sys.modules];"
         "print(','.join(bad))"
     )

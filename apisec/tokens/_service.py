@@ -72,8 +72,8 @@ class Claims(Mapping[str, Any]):
     """The verified claims of an access token, read-only.
 
     >>> claims = Claims({"sub": "user_1", "scope": "read write", "exp": 10})
-    >>> claims["sub"], claims.subject, claims.scopes
-    ('user_1', 'user_1', frozenset({'read', 'write'}))
+    >>> claims["sub"], claims.subject, sorted(claims.scopes)
+    ('user_1', 'user_1', ['read', 'write'])
     """
 
     __slots__ = ("_data",)

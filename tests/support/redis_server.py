@@ -44,34 +44,48 @@ class RedisServer:
         # Retry on the rare race where another process grabs the port first.
         for _attempt in range(5):
             self.port = free_loopback_port()
-            self._process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--bind",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                    "--dir",
-                    self._workdir.name,
-                    "--logfile",
-                    str(Path(self._workdir.name) / "redis.log"),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if self._wait_ready():
+            if self._spawn():
                 return self
             self._terminate()
         raise RuntimeError(f"redis-server did not start; log:\n{self._log()}")
+
+    def stop_process(self) -> None:
+        """Kill the server but keep its port and directory, to test outages."""
+        self._terminate()
+
+    def restart(self) -> None:
+        """Start a fresh server process on the same port (scripts and data are gone)."""
+        self._terminate()
+        if not self._spawn():
+            raise RuntimeError(f"redis-server did not restart; log:\n{self._log()}")
+
+    def _spawn(self) -> bool:
+        assert self._workdir is not None
+        self._process = subprocess.Popen(
+            [
+                self.binary,
+                "--bind",
+                self.host,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--dir",
+                self._workdir.name,
+                "--logfile",
+                str(Path(self._workdir.name) / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self._wait_ready()
 
     def _wait_ready(self) -> bool:
         assert self._process is not None

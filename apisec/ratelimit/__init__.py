@@ -1,0 +1,54 @@
+"""Rate limiting: four algorithms over one store protocol, memory and Redis stores.
+
+>>> from apisec.testing import FakeClock
+>>> limiter = RateLimiter(TokenBucket(capacity=2, refill_rate=1), clock=FakeClock(0))
+>>> limiter.hit("user_1").allowed, limiter.hit("user_1").allowed
+(True, True)
+>>> denied = limiter.hit("user_1")
+>>> denied.allowed, denied.retry_after
+(False, 1.0)
+>>> dict(denied.headers())["Retry-After"]
+'1'
+
+Redis stores live in :mod:`apisec.ratelimit.redis`.
+"""
+
+from __future__ import annotations
+
+from apisec.ratelimit._algorithms import (
+    Algorithm,
+    FixedWindow,
+    LeakyBucket,
+    Outcome,
+    SlidingWindow,
+    TokenBucket,
+    apply_requests,
+)
+from apisec.ratelimit._decision import Decision, RateLimitExceeded
+from apisec.ratelimit._limiter import (
+    AsyncRateLimiter,
+    AsyncTieredRateLimiter,
+    RateLimiter,
+    TieredRateLimiter,
+)
+from apisec.ratelimit._store import AsyncRateLimitStore, LimitRequest, MemoryStore, RateLimitStore
+
+__all__ = [
+    "Algorithm",
+    "AsyncRateLimitStore",
+    "AsyncRateLimiter",
+    "AsyncTieredRateLimiter",
+    "Decision",
+    "FixedWindow",
+    "LeakyBucket",
+    "LimitRequest",
+    "MemoryStore",
+    "Outcome",
+    "RateLimitExceeded",
+    "RateLimitStore",
+    "RateLimiter",
+    "SlidingWindow",
+    "TieredRateLimiter",
+    "TokenBucket",
+    "apply_requests",
+]

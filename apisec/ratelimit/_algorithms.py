@@ -1,0 +1,289 @@
+"""The rate-limit algorithms as pure state transitions.
+
+Each algorithm maps ``(state, now, cost)`` to an :class:`Outcome` and the
+state to store. States are small tuples of floats (the exact sliding window
+keeps a sorted tuple of admission times). Nothing here does I/O or reads a
+clock; the memory store runs these functions under a lock, the Redis store
+runs their Lua mirror in one script.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import ClassVar, NamedTuple
+
+from apisec.errors import ConfigurationError
+
+__all__ = [
+    "Algorithm",
+    "FixedWindow",
+    "LeakyBucket",
+    "Outcome",
+    "SlidingWindow",
+    "TokenBucket",
+]
+
+State = tuple[float, ...]
+
+#: Retry hints are rounded up to this resolution, so that "retry after r"
+#: survives floating-point error: the same hit r seconds later is allowed.
+_RESOLUTION = 1e-6
+
+
+def _up(seconds: float) -> float:
+    return math.ceil(seconds / _RESOLUTION - 1e-9) * _RESOLUTION if seconds > 0 else 0.0
+
+
+class Outcome(NamedTuple):
+    """One algorithm's answer for one key."""
+
+    allowed: bool
+    remaining: int
+    #: Seconds until the quota is whole again.
+    reset_after: float
+    #: Seconds until the same hit would be allowed (None when allowed).
+    retry_after: float | None
+    #: Leaky bucket only: how long the request would wait in a constant-rate queue.
+    queue_delay: float | None = None
+
+
+def _positive(value: object, name: str, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number")
+    if integer and not float(value).is_integer():
+        raise ConfigurationError(f"{name} must be a whole number")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+def _policy_name(name: object) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name or not name.isascii() or '"' in name or "\\" in name:
+        raise ConfigurationError("a policy name is a non-empty ASCII string without quotes")
+    return name
+
+
+class Algorithm:
+    """Base of the algorithms: validated configuration plus pure transitions."""
+
+    #: Identifier shared with the Lua implementation.
+    lua_id: ClassVar[int]
+    name: str | None
+    #: The quota (``q``) and window (``w``) advertised in ``RateLimit-Policy``.
+    quota: int
+    window: float
+
+    def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
+        """The outcome of spending ``cost`` now, and the state if it is spent."""
+        raise NotImplementedError  # pragma: no cover
+
+    def ttl(self, state: State, now: float) -> float:
+        """How long ``state`` must be kept; after that it equals a fresh start."""
+        raise NotImplementedError  # pragma: no cover
+
+    def lua_params(self) -> tuple[float, float]:
+        raise NotImplementedError  # pragma: no cover
+
+    def check_cost(self, cost: int) -> None:
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+            raise ConfigurationError("cost must be a non-negative int")
+        if cost > self.quota:
+            raise ConfigurationError(
+                f"cost {cost} exceeds the quota {self.quota}: such a hit could never pass"
+            )
+
+    @property
+    def policy(self) -> str:
+        return self.name or f"{self.quota}-per-{self.window:g}s"
+
+
+class FixedWindow(Algorithm):
+    """At most ``limit`` units per window, windows aligned to the epoch.
+
+    >>> FixedWindow(100, 60).evaluate(None, 30.0, 1)[1]
+    Outcome(allowed=True, remaining=99, reset_after=30.0, retry_after=None, queue_delay=None)
+    """
+
+    lua_id = 1
+
+    def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
+        self.limit = int(_positive(limit, "limit", integer=True))
+        self.window = _positive(window, "window")
+        self.quota = self.limit
+        self.name = _policy_name(name)
+
+    def __repr__(self) -> str:
+        return f"FixedWindow(limit={self.limit}, window={self.window:g})"
+
+    def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
+        start = math.floor(now / self.window) * self.window
+        count = state[1] if state is not None and state[0] == start else 0.0
+        reset_after = start + self.window - now
+        if count + cost <= self.limit:
+            count += cost
+            return (start, count), Outcome(True, int(self.limit - count), reset_after, None)
+        return None, Outcome(False, int(self.limit - count), reset_after, _up(reset_after))
+
+    def ttl(self, state: State, now: float) -> float:
+        return state[0] + self.window - now
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.limit), self.window
+
+
+class SlidingWindow(Algorithm):
+    """Exact sliding window: never more than ``limit`` units in any ``window`` seconds.
+
+    Keeps one timestamp per admitted unit (memory grows with ``limit``).
+    """
+
+    lua_id = 2
+
+    def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
+        self.limit = int(_positive(limit, "limit", integer=True))
+        self.window = _positive(window, "window")
+        self.quota = self.limit
+        self.name = _policy_name(name)
+
+    def __repr__(self) -> str:
+        return f"SlidingWindow(limit={self.limit}, window={self.window:g})"
+
+    def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
+        log = state or ()
+        # Entries at or before now - window have left the window.
+        live = log[bisect.bisect_right(log, now - self.window) :]
+        if len(live) + cost <= self.limit:
+            if cost:
+                position = bisect.bisect_right(live, now)
+                live = (*live[:position], *([now] * cost), *live[position:])
+            remaining = self.limit - len(live)
+            reset_after = live[-1] + self.window - now if live else 0.0
+            return live, Outcome(True, remaining, max(reset_after, 0.0), None)
+        # The (excess)-th oldest entry must leave before this hit fits.
+        excess = len(live) + cost - self.limit
+        retry_after = live[excess - 1] + self.window - now
+        reset_after = live[-1] + self.window - now
+        return None, Outcome(
+            False, self.limit - len(live), max(reset_after, 0.0), _up(max(retry_after, 0.0))
+        )
+
+    def ttl(self, state: State, now: float) -> float:
+        return (state[-1] + self.window - now) if state else 0.0
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.limit), self.window
+
+
+class TokenBucket(Algorithm):
+    """A bucket of ``capacity`` tokens refilled at ``refill_rate`` per second.
+
+    Allows bursts up to ``capacity``; over any interval ``T`` at most
+    ``capacity + refill_rate * T`` units pass.
+    """
+
+    lua_id = 3
+
+    def __init__(self, capacity: int, refill_rate: float, *, name: str | None = None) -> None:
+        self.capacity = int(_positive(capacity, "capacity", integer=True))
+        self.refill_rate = _positive(refill_rate, "refill_rate")
+        self.quota = self.capacity
+        self.window = self.capacity / self.refill_rate
+        self.name = _policy_name(name)
+
+    def __repr__(self) -> str:
+        return f"TokenBucket(capacity={self.capacity}, refill_rate={self.refill_rate:g})"
+
+    def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
+        if state is None:
+            tokens = float(self.capacity)
+        else:
+            tokens = min(self.capacity, state[0] + max(now - state[1], 0.0) * self.refill_rate)
+        if tokens >= cost:
+            tokens -= cost
+            reset_after = (self.capacity - tokens) / self.refill_rate
+            return (tokens, now), Outcome(True, math.floor(tokens), reset_after, None)
+        retry_after = _up((cost - tokens) / self.refill_rate)
+        reset_after = (self.capacity - tokens) / self.refill_rate
+        return None, Outcome(False, math.floor(tokens), reset_after, retry_after)
+
+    def ttl(self, state: State, now: float) -> float:
+        return (self.capacity - state[0]) / self.refill_rate + max(state[1] - now, 0.0)
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.capacity), self.refill_rate
+
+
+class LeakyBucket(Algorithm):
+    """The leaky bucket as a meter: ``capacity`` units draining at ``leak_rate`` per second.
+
+    A request that fits is admitted; its :attr:`Outcome.queue_delay` says
+    how long it would wait in a queue drained at ``leak_rate``, for callers
+    who shape traffic rather than reject it.
+    """
+
+    lua_id = 4
+
+    def __init__(self, capacity: int, leak_rate: float, *, name: str | None = None) -> None:
+        self.capacity = int(_positive(capacity, "capacity", integer=True))
+        self.leak_rate = _positive(leak_rate, "leak_rate")
+        self.quota = self.capacity
+        self.window = self.capacity / self.leak_rate
+        self.name = _policy_name(name)
+
+    def __repr__(self) -> str:
+        return f"LeakyBucket(capacity={self.capacity}, leak_rate={self.leak_rate:g})"
+
+    def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
+        level = (
+            0.0 if state is None else max(state[0] - max(now - state[1], 0.0) * self.leak_rate, 0.0)
+        )
+        delay = level / self.leak_rate
+        if level + cost <= self.capacity:
+            level += cost
+            remaining = math.floor(self.capacity - level)
+            return (level, now), Outcome(True, remaining, level / self.leak_rate, None, delay)
+        retry_after = _up((level + cost - self.capacity) / self.leak_rate)
+        remaining = math.floor(self.capacity - level)
+        return None, Outcome(False, remaining, level / self.leak_rate, retry_after, delay)
+
+    def ttl(self, state: State, now: float) -> float:
+        return state[0] / self.leak_rate + max(state[1] - now, 0.0)
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.capacity), self.leak_rate
+
+
+def peek_outcome(algorithm: Algorithm, state: State | None, now: float) -> Outcome:
+    """What a unit hit would get now, with the remaining quota as it stands."""
+    _, current = algorithm.evaluate(state, now, 0)
+    _, unit = algorithm.evaluate(state, now, 1)
+    return Outcome(
+        unit.allowed, current.remaining, current.reset_after, unit.retry_after, current.queue_delay
+    )
+
+
+def apply_requests(
+    algorithms: list[Algorithm],
+    states: list[State | None],
+    now: float,
+    costs: list[int],
+    *,
+    peek: bool = False,
+) -> tuple[list[State | None], list[Outcome]]:
+    """Evaluate several limits all-or-nothing: the one function every store runs.
+
+    Returns the states to write (None: leave that key unchanged) and the
+    outcomes. When any limit denies, or for a peek, nothing is written, so a
+    request refused by one limit never consumes another.
+    """
+    if peek:
+        outcomes = [peek_outcome(a, s, now) for a, s in zip(algorithms, states, strict=True)]
+        return [None] * len(outcomes), outcomes
+    results = [a.evaluate(s, now, c) for a, s, c in zip(algorithms, states, costs, strict=True)]
+    outcomes = [outcome for _, outcome in results]
+    if not all(o.allowed for o in outcomes):
+        return [None] * len(outcomes), outcomes
+    return [state for state, _ in results], outcomes

@@ -1,0 +1,346 @@
+"""RateLimiter and AsyncRateLimiter: one logic, the store call is the only twin."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from apisec._clock import Clock
+from apisec.audit import AuditEvent, emit
+from apisec.errors import ConfigurationError, StoreError
+from apisec.ratelimit._algorithms import Algorithm, Outcome
+from apisec.ratelimit._decision import Decision, RateLimitExceeded
+from apisec.ratelimit._store import (
+    AsyncRateLimitStore,
+    LimitRequest,
+    MemoryStore,
+    RateLimitStore,
+)
+
+__all__ = [
+    "AsyncRateLimiter",
+    "AsyncTieredRateLimiter",
+    "RateLimiter",
+    "TieredRateLimiter",
+]
+
+OnStoreError = Literal["raise", "allow", "deny"]
+_MAX_KEY = 200
+_KIND = {1: "f", 2: "s", 3: "t", 4: "l"}
+
+
+def _algorithms(value: Algorithm | Sequence[Algorithm]) -> tuple[Algorithm, ...]:
+    items = (value,) if isinstance(value, Algorithm) else tuple(value)
+    if not items or not all(isinstance(a, Algorithm) for a in items):
+        raise ConfigurationError("give an algorithm or a non-empty list of algorithms")
+    names = [a.policy for a in items]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("several limits need distinct policy names (name=...)")
+    return items
+
+
+class _LimiterCore:
+    """Key building, decisions and failure handling, shared by both twins."""
+
+    def __init__(
+        self,
+        algorithm: Algorithm | Sequence[Algorithm],
+        *,
+        prefix: str = "rl",
+        clock: Clock | None = None,
+        on_store_error: OnStoreError = "raise",
+    ) -> None:
+        self.algorithms = _algorithms(algorithm)
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError("prefix must be a non-empty string without braces")
+        if on_store_error not in ("raise", "allow", "deny"):
+            raise ConfigurationError("on_store_error must be 'raise', 'allow' or 'deny'")
+        self.prefix = prefix
+        self.on_store_error = on_store_error
+        self._clock = clock
+        self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
+
+    def _keys(self, key: str) -> list[str]:
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError("a rate-limit key must be a non-empty string")
+        if len(key) > _MAX_KEY or not key.isprintable():
+            key = "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        # {key} is a Redis Cluster hash tag: every limit of one key shares a slot,
+        # so a multi-limit decision stays one atomic script.
+        # The algorithm kind is part of the name, so reconfiguring a limit never
+        # meets a stored state of another shape.
+        return [
+            f"{self.prefix}:{{{key}}}:{index}{_KIND[algorithm.lua_id]}"
+            for index, algorithm in enumerate(self.algorithms)
+        ]
+
+    def _requests(self, key: str, cost: int) -> list[LimitRequest]:
+        for algorithm in self.algorithms:
+            algorithm.check_cost(cost)
+        return [
+            LimitRequest(store_key, algorithm, cost)
+            for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True)
+        ]
+
+    def _now(self) -> float | None:
+        return None if self._clock is None else self._clock()
+
+    def _decision(self, outcomes: list[Outcome], key: str, peek: bool) -> Decision:
+        if len(outcomes) == 1:
+            index = 0
+        elif all(o.allowed for o in outcomes):
+            index = min(
+                range(len(outcomes)),
+                key=lambda i: (outcomes[i].remaining, -outcomes[i].reset_after),
+            )
+        else:
+            denied = [i for i, o in enumerate(outcomes) if not o.allowed]
+            index = max(denied, key=lambda i: outcomes[i].retry_after or 0.0)
+        chosen = outcomes[index]
+        algorithm = self.algorithms[index]
+        allowed = all(o.allowed for o in outcomes)
+        retry_after = None if allowed else max(o.retry_after or 0.0 for o in outcomes)
+        decision = Decision(
+            allowed,
+            algorithm.quota,
+            chosen.remaining,
+            chosen.reset_after,
+            retry_after,
+            algorithm.policy,
+            algorithm.window,
+            self._policies,
+            chosen.queue_delay,
+        )
+        if not allowed and not peek:
+            emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=algorithm.policy)
+        return decision
+
+    def _degraded(self, exc: StoreError) -> Decision:
+        if self.on_store_error == "raise":
+            raise exc
+        algorithm = self.algorithms[0]
+        allowed = self.on_store_error == "allow"
+        emit(
+            AuditEvent.STORE_FAILURE,
+            reason=f"rate limiter failing {'open' if allowed else 'closed'}",
+        )
+        return Decision(
+            allowed,
+            algorithm.quota,
+            algorithm.quota if allowed else 0,
+            0.0,
+            None if allowed else 1.0,
+            algorithm.policy,
+            algorithm.window,
+            self._policies,
+            degraded=True,
+        )
+
+    def check(self, decision: Decision) -> Decision:
+        """Raise :class:`RateLimitExceeded` for a denied decision; return it otherwise."""
+        if not decision.allowed:
+            raise RateLimitExceeded(decision)
+        return decision
+
+
+class RateLimiter(_LimiterCore):
+    """Rate limiting over a store; one or several limits checked all-or-nothing.
+
+    Args:
+        algorithm: one algorithm, or several (``[TokenBucket(10, 10, name="burst"),
+            FixedWindow(1000, 3600, name="hourly")]``): a hit passes only if
+            every limit allows it, and a denied hit consumes none of them.
+        store: a :class:`RateLimitStore` (a :class:`MemoryStore` by default).
+        prefix: key prefix in the store.
+        clock: the time source; None lets the store use its own (the Redis
+            server's clock for Redis stores, so skewed app servers agree).
+        on_store_error: ``"raise"`` (``StoreError``), ``"allow"`` (fail open)
+            or ``"deny"`` (fail closed); degraded decisions say so.
+
+    >>> from apisec.ratelimit import FixedWindow
+    >>> from apisec.testing import FakeClock
+    >>> limiter = RateLimiter(FixedWindow(2, 60), clock=FakeClock(0))
+    >>> [limiter.hit("client-1").allowed for _ in range(3)]
+    [True, True, False]
+    """
+
+    def __init__(
+        self,
+        algorithm: Algorithm | Sequence[Algorithm],
+        store: RateLimitStore | None = None,
+        prefix: str = "rl",
+        clock: Clock | None = None,
+        *,
+        on_store_error: OnStoreError = "raise",
+    ) -> None:
+        super().__init__(algorithm, prefix=prefix, clock=clock, on_store_error=on_store_error)
+        store = MemoryStore() if store is None else store
+        if inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
+            raise ConfigurationError("this store is async: use AsyncRateLimiter")
+        self.store = store
+
+    def hit(self, key: str, cost: int = 1) -> Decision:
+        """Spend ``cost`` units for ``key`` if every limit allows it."""
+        requests = self._requests(key, cost)
+        try:
+            outcomes = self.store.evaluate(requests, self._now(), False)
+        except StoreError as exc:
+            return self._degraded(exc)
+        return self._decision(outcomes, key, peek=False)
+
+    def peek(self, key: str) -> Decision:
+        """The decision a unit hit would get, without spending anything."""
+        requests = self._requests(key, 1)
+        try:
+            outcomes = self.store.evaluate(requests, self._now(), True)
+        except StoreError as exc:
+            return self._degraded(exc)
+        return self._decision(outcomes, key, peek=True)
+
+    def reset(self, key: str) -> None:
+        """Forget everything about ``key``."""
+        self.store.clear(self._keys(key))
+
+
+class AsyncRateLimiter(_LimiterCore):
+    """The asyncio twin of :class:`RateLimiter` (same arguments, awaitable methods)."""
+
+    def __init__(
+        self,
+        algorithm: Algorithm | Sequence[Algorithm],
+        store: AsyncRateLimitStore | None = None,
+        prefix: str = "rl",
+        clock: Clock | None = None,
+        *,
+        on_store_error: OnStoreError = "raise",
+    ) -> None:
+        super().__init__(algorithm, prefix=prefix, clock=clock, on_store_error=on_store_error)
+        if store is None:
+            store = _AsyncMemoryStore(MemoryStore())
+        if not inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
+            raise ConfigurationError("this store is synchronous: use RateLimiter")
+        self.store = store
+
+    async def hit(self, key: str, cost: int = 1) -> Decision:
+        requests = self._requests(key, cost)
+        try:
+            outcomes = await self.store.evaluate(requests, self._now(), False)
+        except StoreError as exc:
+            return self._degraded(exc)
+        return self._decision(outcomes, key, peek=False)
+
+    async def peek(self, key: str) -> Decision:
+        requests = self._requests(key, 1)
+        try:
+            outcomes = await self.store.evaluate(requests, self._now(), True)
+        except StoreError as exc:
+            return self._degraded(exc)
+        return self._decision(outcomes, key, peek=True)
+
+    async def reset(self, key: str) -> None:
+        await self.store.clear(self._keys(key))
+
+
+class _AsyncMemoryStore:
+    """Async face of the memory store (it never blocks on I/O)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+
+    async def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]:
+        return self.inner.evaluate(requests, now, peek)
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        self.inner.clear(keys)
+
+
+def _tier_limiters(
+    tiers: Mapping[str, Algorithm | Sequence[Algorithm]], factory: Any, prefix: str
+) -> dict[str, Any]:
+    if not tiers:
+        raise ConfigurationError("give at least one tier")
+    limiters = {}
+    for tier, algorithms in tiers.items():
+        if not isinstance(tier, str) or not tier or "{" in tier or "}" in tier or ":" in tier:
+            raise ConfigurationError(f"invalid tier name {tier!r}")
+        limiters[tier] = factory(algorithms, f"{prefix}:{tier}")
+    return limiters
+
+
+class TieredRateLimiter:
+    """Different limits per plan: ``hit(key, tier="pro")``.
+
+    >>> from apisec.ratelimit import FixedWindow
+    >>> tiers = TieredRateLimiter({"free": FixedWindow(100, 3600),
+    ...                            "pro": FixedWindow(10_000, 3600)})
+    >>> tiers.hit("acct_1", tier="pro").limit
+    10000
+    """
+
+    def __init__(
+        self,
+        tiers: Mapping[str, Algorithm | Sequence[Algorithm]],
+        store: RateLimitStore | None = None,
+        prefix: str = "rl",
+        clock: Clock | None = None,
+        *,
+        on_store_error: OnStoreError = "raise",
+    ) -> None:
+        shared = MemoryStore() if store is None else store
+        self.limiters: dict[str, RateLimiter] = _tier_limiters(
+            tiers,
+            lambda algorithms, tier_prefix: RateLimiter(
+                algorithms, shared, tier_prefix, clock, on_store_error=on_store_error
+            ),
+            prefix,
+        )
+
+    def limiter(self, tier: str) -> RateLimiter:
+        try:
+            return self.limiters[tier]
+        except KeyError:
+            raise ConfigurationError(f"unknown tier {tier!r}") from None
+
+    def hit(self, key: str, tier: str, cost: int = 1) -> Decision:
+        return self.limiter(tier).hit(key, cost)
+
+    def peek(self, key: str, tier: str) -> Decision:
+        return self.limiter(tier).peek(key)
+
+
+class AsyncTieredRateLimiter:
+    """The asyncio twin of :class:`TieredRateLimiter`."""
+
+    def __init__(
+        self,
+        tiers: Mapping[str, Algorithm | Sequence[Algorithm]],
+        store: AsyncRateLimitStore | None = None,
+        prefix: str = "rl",
+        clock: Clock | None = None,
+        *,
+        on_store_error: OnStoreError = "raise",
+    ) -> None:
+        shared = _AsyncMemoryStore(MemoryStore()) if store is None else store
+        self.limiters: dict[str, AsyncRateLimiter] = _tier_limiters(
+            tiers,
+            lambda algorithms, tier_prefix: AsyncRateLimiter(
+                algorithms, shared, tier_prefix, clock, on_store_error=on_store_error
+            ),
+            prefix,
+        )
+
+    def limiter(self, tier: str) -> AsyncRateLimiter:
+        try:
+            return self.limiters[tier]
+        except KeyError:
+            raise ConfigurationError(f"unknown tier {tier!r}") from None
+
+    async def hit(self, key: str, tier: str, cost: int = 1) -> Decision:
+        return await self.limiter(tier).hit(key, cost)
+
+    async def peek(self, key: str, tier: str) -> Decision:
+        return await self.limiter(tier).peek(key)

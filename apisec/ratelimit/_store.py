@@ -1,0 +1,148 @@
+"""The store protocol and the in-memory store.
+
+A store answers :meth:`RateLimitStore.evaluate`: apply a list of limit
+requests *atomically* and return one :class:`Outcome` each. Stores that can
+run Python (memory, SQL, anything with a lock or a transaction) do it by
+loading the states, calling :func:`apply_requests` and saving what it
+returns; the Redis stores run the same algorithms as one Lua script.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from apisec._clock import Clock, wall_clock
+from apisec.errors import ConfigurationError
+from apisec.ratelimit._algorithms import Algorithm, Outcome, State, apply_requests
+
+__all__ = ["AsyncRateLimitStore", "LimitRequest", "MemoryStore", "RateLimitStore"]
+
+
+class LimitRequest(NamedTuple):
+    """One limit to check: the store key, its algorithm, and the units to spend."""
+
+    key: str
+    algorithm: Algorithm
+    cost: int
+
+
+@runtime_checkable
+class RateLimitStore(Protocol):
+    """What a rate-limit backend implements.
+
+    ``evaluate`` must be atomic over all of ``requests``: load their states,
+    run :func:`apply_requests`, write back the non-None states with their
+    TTLs (``algorithm.ttl(state, now)``), as one step. ``now`` is None when
+    the store should use its own clock.
+    """
+
+    def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]: ...
+
+    def clear(self, keys: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class AsyncRateLimitStore(Protocol):
+    """The asyncio twin of :class:`RateLimitStore`."""
+
+    async def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]: ...
+
+    async def clear(self, keys: Sequence[str]) -> None: ...
+
+
+_STRIPES = 64
+
+
+class MemoryStore:
+    """Process-local store: striped locks (no global lock), bounded, no background thread.
+
+    Args:
+        max_keys: memory bound; past it expired keys go first, then the
+            oldest written ones.
+        clock: the time source when the limiter passes none.
+    """
+
+    _SWEEP_EVERY = 8192
+
+    def __init__(self, *, max_keys: int = 100_000, clock: Clock = wall_clock) -> None:
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ConfigurationError("max_keys must be a positive int")
+        self._max = max_keys
+        self._clock = clock
+        self._data: dict[str, tuple[State, float]] = {}
+        self._locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._writes = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def _stripe(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % _STRIPES
+
+    def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]:
+        if now is None:
+            now = self._clock()
+        if len(requests) == 1:
+            with self._locks[self._stripe(requests[0].key)]:
+                outcomes = self._apply(requests, now, peek)
+        else:
+            stripes = sorted({self._stripe(r.key) for r in requests})  # fixed order: no deadlock
+            for index in stripes:
+                self._locks[index].acquire()
+            try:
+                outcomes = self._apply(requests, now, peek)
+            finally:
+                for index in reversed(stripes):
+                    self._locks[index].release()
+        if self._writes >= self._SWEEP_EVERY or len(self._data) > self._max:
+            self._sweep(now)
+        return outcomes
+
+    def _apply(self, requests: Sequence[LimitRequest], now: float, peek: bool) -> list[Outcome]:
+        data = self._data
+        states: list[State | None] = []
+        for request in requests:
+            entry = data.get(request.key)
+            states.append(entry[0] if entry is not None and entry[1] > now else None)
+        new_states, outcomes = apply_requests(
+            [r.algorithm for r in requests], states, now, [r.cost for r in requests], peek=peek
+        )
+        for request, state in zip(requests, new_states, strict=True):
+            if state is not None:
+                data[request.key] = (state, now + request.algorithm.ttl(state, now))
+                self._writes += 1
+        return outcomes
+
+    def _sweep(self, now: float) -> None:
+        """Evict expired keys, then the oldest written, down to ``max_keys``.
+
+        Runs outside the evaluation locks and takes one stripe lock at a time,
+        re-checking each entry under it, so a key written meanwhile survives.
+        """
+        self._writes = 0
+        snapshot = list(self._data.items())
+        for key, (_, expires) in snapshot:
+            if expires <= now:
+                with self._locks[self._stripe(key)]:
+                    entry = self._data.get(key)
+                    if entry is not None and entry[1] <= now:
+                        del self._data[key]
+        excess = len(self._data) - self._max
+        if excess > 0:
+            for key in list(self._data)[:excess]:
+                with self._locks[self._stripe(key)]:
+                    self._data.pop(key, None)
+
+    def clear(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            with self._locks[self._stripe(key)]:
+                self._data.pop(key, None)

@@ -1,0 +1,226 @@
+"""Redis rate-limit stores (extra ``apisec[redis]``): one round trip per decision.
+
+Every decision — one limit or several, hit or peek, headers included — is
+one ``EVALSHA`` of the script below, which mirrors the Python algorithms
+(redis-py reloads it on ``NOSCRIPT``, e.g. after a restart). Keys carry the
+caller's key as a hash tag, so the limits of one key live on one Redis
+Cluster slot and the script stays atomic there. Unless the limiter was given
+a ``clock``, the script reads the Redis server's ``TIME``, so app servers
+with skewed clocks still agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from apisec._redis import redis_errors
+from apisec.ratelimit._algorithms import Outcome
+from apisec.ratelimit._store import LimitRequest
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+    import redis.cluster
+
+__all__ = ["AsyncRedisStore", "RedisStore"]
+
+SCRIPT = r"""
+local function up(s)
+  if s <= 0 then return 0 end
+  return math.ceil(s / 1e-6 - 1e-9) * 1e-6
+end
+local function ms(s)
+  return math.max(1, math.ceil(s * 1000))
+end
+
+-- Each algorithm returns allowed, remaining, reset_after, retry_after, queue_delay
+-- and a function that writes the new state (called only when everything passed).
+local function fixed(key, now, cost, limit, window)
+  local start = math.floor(now / window) * window
+  local st = redis.call('HMGET', key, 'w', 'c')
+  local count = 0
+  if st[1] and tonumber(st[1]) == start then count = tonumber(st[2]) end
+  local reset = start + window - now
+  if count + cost <= limit then
+    return 1, limit - count - cost, reset, -1, -1, function()
+      redis.call('HSET', key, 'w', start, 'c', count + cost)
+      redis.call('PEXPIRE', key, ms(reset))
+    end
+  end
+  return 0, limit - count, reset, up(reset), -1, nil
+end
+
+local function sliding(key, now, cost, limit, window)
+  local floor = now - window
+  local count = redis.call('ZCOUNT', key, '(' .. string.format('%.17g', floor), '+inf')
+  local newest = nil
+  if count > 0 then
+    newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+  end
+  if count + cost <= limit then
+    local last = newest
+    if cost > 0 and (last == nil or now > last) then last = now end
+    local reset = 0
+    if last ~= nil then reset = math.max(last + window - now, 0) end
+    return 1, limit - count - cost, reset, -1, -1, function()
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', floor))
+      local card = redis.call('ZCARD', key)
+      for j = 1, cost do
+        redis.call('ZADD', key, string.format('%.17g', now),
+                   string.format('%.17g', now) .. ':' .. card .. ':' .. j)
+      end
+      if last ~= nil then redis.call('PEXPIRE', key, ms(last + window - now)) end
+    end
+  end
+  local excess = count + cost - limit
+  local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. string.format('%.17g', floor), '+inf',
+                            'WITHSCORES', 'LIMIT', excess - 1, 1)
+  local retry = math.max(tonumber(oldest[2]) + window - now, 0)
+  return 0, limit - count, math.max(newest + window - now, 0), up(retry), -1, nil
+end
+
+local function token(key, now, cost, capacity, rate)
+  local st = redis.call('HMGET', key, 't', 'l')
+  local tokens = capacity
+  if st[1] then
+    tokens = math.min(capacity, tonumber(st[1]) + math.max(now - tonumber(st[2]), 0) * rate)
+  end
+  if tokens >= cost then
+    local left = tokens - cost
+    local reset = (capacity - left) / rate
+    return 1, math.floor(left), reset, -1, -1, function()
+      redis.call('HSET', key, 't', left, 'l', now)
+      redis.call('PEXPIRE', key, ms(reset))
+    end
+  end
+  return 0, math.floor(tokens), (capacity - tokens) / rate, up((cost - tokens) / rate), -1, nil
+end
+
+local function leaky(key, now, cost, capacity, rate)
+  local st = redis.call('HMGET', key, 'v', 'l')
+  local level = 0
+  if st[1] then
+    level = math.max(tonumber(st[1]) - math.max(now - tonumber(st[2]), 0) * rate, 0)
+  end
+  local delay = level / rate
+  if level + cost <= capacity then
+    local after = level + cost
+    return 1, math.floor(capacity - after), after / rate, -1, delay, function()
+      redis.call('HSET', key, 'v', after, 'l', now)
+      redis.call('PEXPIRE', key, ms(after / rate))
+    end
+  end
+  return 0, math.floor(capacity - level), level / rate, up((level + cost - capacity) / rate),
+         delay, nil
+end
+
+local algorithms = {fixed, sliding, token, leaky}
+
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[1])
+end
+local peek = ARGV[2] == '1'
+
+local results, writes, all = {}, {}, true
+for i, key in ipairs(KEYS) do
+  local base = 3 + (i - 1) * 4
+  local run = algorithms[tonumber(ARGV[base])]
+  local cost, p1, p2 = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+  local ok, rem, reset, retry, delay, write
+  if peek then
+    local unit_ok, unit_rem, unit_reset, unit_retry = run(key, now, 1, p1, p2)
+    local _, cur_rem, cur_reset, _, cur_delay = run(key, now, 0, p1, p2)
+    ok, rem, reset, retry, delay = unit_ok, cur_rem, cur_reset, unit_retry, cur_delay
+  else
+    ok, rem, reset, retry, delay, write = run(key, now, cost, p1, p2)
+  end
+  if ok == 0 then all = false end
+  writes[i] = write
+  local n = #results
+  results[n + 1] = ok
+  results[n + 2] = tostring(rem)
+  results[n + 3] = string.format('%.17g', reset)
+  results[n + 4] = string.format('%.17g', retry)
+  results[n + 5] = string.format('%.17g', delay)
+end
+if all and not peek then
+  for i = 1, #KEYS do writes[i]() end
+end
+return results
+"""
+
+
+def _args(requests: Sequence[LimitRequest], now: float | None, peek: bool) -> list[Any]:
+    args: list[Any] = ["" if now is None else repr(float(now)), "1" if peek else "0"]
+    for request in requests:
+        p1, p2 = request.algorithm.lua_params()
+        args += [request.algorithm.lua_id, request.cost, repr(p1), repr(p2)]
+    return args
+
+
+def _outcomes(reply: list[Any]) -> list[Outcome]:
+    outcomes = []
+    for i in range(0, len(reply), 5):
+        retry = float(reply[i + 3])
+        delay = float(reply[i + 4])
+        outcomes.append(
+            Outcome(
+                bool(int(reply[i])),
+                int(float(reply[i + 1])),
+                float(reply[i + 2]),
+                None if retry < 0 else retry,
+                None if delay < 0 else delay,
+            )
+        )
+    return outcomes
+
+
+class RedisStore:
+    """Rate-limit state in Redis or Redis Cluster, shared by every process.
+
+    Args:
+        client: ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+    """
+
+    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster) -> None:
+        self._client = client
+        self._script = client.register_script(SCRIPT)
+
+    def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]:
+        with redis_errors("rate limit"):
+            reply = self._script(keys=[r.key for r in requests], args=_args(requests, now, peek))
+        return _outcomes(reply)
+
+    def clear(self, keys: Sequence[str]) -> None:
+        with redis_errors("rate limit reset"):
+            for key in keys:  # one key per call: keys may sit on different Cluster slots
+                self._client.delete(key)
+
+
+class AsyncRedisStore:
+    """The ``redis.asyncio`` twin of :class:`RedisStore`."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(SCRIPT)
+
+    async def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]:
+        with redis_errors("rate limit"):
+            reply = await self._script(
+                keys=[r.key for r in requests], args=_args(requests, now, peek)
+            )
+        return _outcomes(reply)
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        with redis_errors("rate limit reset"):
+            for key in keys:
+                await self._client.delete(key)

@@ -1,0 +1,267 @@
+"""Rate-limit algorithms, by property, over the memory store, Redis and a custom store."""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apisec.ratelimit import (
+    Algorithm,
+    FixedWindow,
+    LeakyBucket,
+    LimitRequest,
+    MemoryStore,
+    Outcome,
+    RateLimiter,
+    RateLimitStore,
+    SlidingWindow,
+    TokenBucket,
+    apply_requests,
+)
+from apisec.ratelimit.redis import RedisStore
+from apisec.testing import FakeClock
+
+
+class DictStore:
+    """A tiny custom store: one dict, one lock, the shared pure logic."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data: dict[str, tuple[tuple[float, ...], float]] = {}
+
+    def evaluate(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> list[Outcome]:
+        assert now is not None, "this store has no clock of its own"
+        with self.lock:
+            states = []
+            for r in requests:
+                entry = self.data.get(r.key)
+                states.append(entry[0] if entry and entry[1] > now else None)
+            new, outcomes = apply_requests(
+                [r.algorithm for r in requests], states, now, [r.cost for r in requests], peek=peek
+            )
+            for r, state in zip(requests, new, strict=True):
+                if state is not None:
+                    self.data[r.key] = (state, now + r.algorithm.ttl(state, now))
+            return outcomes
+
+    def clear(self, keys: Sequence[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.data.pop(key, None)
+
+
+@pytest.fixture(params=["memory", "redis", "custom"])
+def store(request: pytest.FixtureRequest) -> Iterator[RateLimitStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "custom":
+        yield DictStore()
+    else:
+        yield RedisStore(request.getfixturevalue("redis_client"))
+
+
+ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
+    "fixed": lambda: FixedWindow(5, 10),
+    "sliding": lambda: SlidingWindow(5, 10),
+    "token": lambda: TokenBucket(5, 0.5),
+    "leaky": lambda: LeakyBucket(5, 0.5),
+}
+steps = st.lists(
+    st.tuples(st.floats(0, 4, allow_nan=False).map(lambda x: round(x, 3)), st.integers(0, 3)),
+    min_size=1,
+    max_size=30,
+)
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def run(
+    algorithm: Algorithm, store: RateLimitStore, script: list[tuple[float, int]]
+) -> list[tuple[float, int]]:
+    """Play the hits; check retry_after honesty on every denial; return admissions."""
+    clock = FakeClock(1_000_000.0)
+    limiter = RateLimiter(algorithm, store, clock=clock)
+    key = uuid.uuid4().hex
+    admitted: list[tuple[float, int]] = []
+    for delay, cost in script:
+        clock.advance(delay)
+        decision = limiter.hit(key, cost)
+        if decision.allowed:
+            admitted.append((clock(), cost))
+            continue
+        assert decision.retry_after is not None and decision.retry_after > 0
+        assert decision.remaining < cost
+        clock.advance(decision.retry_after)
+        retried = limiter.hit(key, cost)
+        assert retried.allowed, f"retry_after={decision.retry_after} was not honest"
+        admitted.append((clock(), cost))
+    return admitted
+
+
+@PROPERTY
+@given(script=steps)
+def test_fixed_window_never_exceeds_the_limit_per_window(
+    store: RateLimitStore, script: list[tuple[float, int]]
+) -> None:
+    """Per aligned window, admitted units never exceed the limit."""
+    algorithm = ALGORITHMS["fixed"]()
+    per_window: dict[float, int] = {}
+    for t, cost in run(algorithm, store, script):
+        start = math.floor(t / 10) * 10
+        per_window[start] = per_window.get(start, 0) + cost
+    assert all(total <= 5 for total in per_window.values())
+
+
+@PROPERTY
+@given(script=steps)
+def test_sliding_window_is_exact(store: RateLimitStore, script: list[tuple[float, int]]) -> None:
+    """In any interval of window seconds, never more than limit units are admitted."""
+    admitted = run(ALGORITHMS["sliding"](), store, script)
+    for t, _ in admitted:
+        in_window = sum(c for s, c in admitted if t - 10 < s <= t)
+        assert in_window <= 5
+
+
+@pytest.mark.parametrize("kind", ["token", "leaky"])
+@PROPERTY
+@given(script=steps)
+def test_buckets_bound_every_interval(
+    store: RateLimitStore, kind: str, script: list[tuple[float, int]]
+) -> None:
+    """Admitted in any interval T is at most capacity + rate * T."""
+    admitted = run(ALGORITHMS[kind](), store, script)
+    for i, (start, _) in enumerate(admitted):
+        total = 0
+        for end, cost in admitted[i:]:
+            total += cost
+            assert total <= 5 + 0.5 * (end - start) + 1e-9
+
+
+@pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+def test_peek_does_not_consume_and_reset_restores(store: RateLimitStore, kind: str) -> None:
+    """peek leaves the state alone; reset forgets the key; other keys are independent."""
+    clock = FakeClock(5_000.0)
+    limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+    key, other = uuid.uuid4().hex, uuid.uuid4().hex
+    assert limiter.hit(key, 2).remaining == 3
+    first, second = limiter.peek(key), limiter.peek(key)
+    assert first == second
+    assert first.remaining == 3 and first.allowed
+    assert limiter.hit(key, 3).remaining == 0
+    denied = limiter.peek(key)
+    assert not denied.allowed and denied.retry_after
+    assert not limiter.hit(key).allowed
+    assert limiter.hit(other).remaining == 4  # keys are independent
+    limiter.reset(key)
+    assert limiter.hit(key).remaining == 4
+
+
+@pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+def test_zero_cost_hits_report_without_spending(store: RateLimitStore, kind: str) -> None:
+    """cost=0 is allowed and changes nothing."""
+    clock = FakeClock(7_000.0)
+    limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+    key = uuid.uuid4().hex
+    limiter.hit(key, 4)
+    assert limiter.hit(key, 0).remaining == 1
+    assert limiter.hit(key, 1).allowed
+
+
+def test_multiple_limits_are_all_or_nothing(store: RateLimitStore) -> None:
+    """A hit denied by one limit consumes none of the others."""
+    clock = FakeClock(9_000.0)
+    small = FixedWindow(3, 100, name="small")
+    big = FixedWindow(10, 100, name="big")
+    both = RateLimiter([big, small], store, clock=clock)
+    only_big = RateLimiter(big, store, clock=clock)  # same key index 0: reads big's state
+    key = uuid.uuid4().hex
+    for _ in range(3):
+        assert both.hit(key).allowed
+    denied = both.hit(key)
+    assert not denied.allowed
+    assert denied.policy == "small"
+    assert only_big.peek(key).remaining == 7  # the denied hit did not spend big's quota
+    headers = dict(denied.headers())
+    assert headers["RateLimit-Policy"] == '"big";q=10;w=100, "small";q=3;w=100'
+    assert headers["RateLimit"].startswith('"small";r=0;')
+
+
+def test_retry_after_covers_every_denying_limit(store: RateLimitStore) -> None:
+    """With several limits denying, retry_after is the latest of them, and it is honest."""
+    clock = FakeClock(12_000.0)
+    limiter = RateLimiter(
+        [TokenBucket(2, 1, name="burst"), SlidingWindow(3, 60, name="minute")], store, clock=clock
+    )
+    key = uuid.uuid4().hex
+    for _ in range(2):
+        assert limiter.hit(key).allowed
+    clock.advance(1)
+    assert limiter.hit(key).allowed  # burst refilled one token; minute now full (3)
+    denied = limiter.hit(key)
+    assert not denied.allowed and denied.retry_after is not None
+    assert denied.retry_after >= 58
+    clock.advance(denied.retry_after)
+    assert limiter.hit(key).allowed
+
+
+@pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+def test_threads_on_the_memory_store_admit_exactly_the_limit(kind: str) -> None:
+    """Eight threads hammering one key admit exactly the quota (no refill: frozen clock)."""
+    store = MemoryStore()
+    limiter = RateLimiter(ALGORITHMS[kind](), store, clock=FakeClock(50_000.0))
+    admitted = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        admitted.append(sum(limiter.hit("shared").allowed for _ in range(20)))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == 5
+
+
+def test_leaky_bucket_reports_queue_delay(store: RateLimitStore) -> None:
+    """The leaky bucket says how long a request would queue at the leak rate."""
+    clock = FakeClock(20_000.0)
+    limiter = RateLimiter(LeakyBucket(10, 2), store, clock=clock)
+    key = uuid.uuid4().hex
+    delays = [limiter.hit(key).queue_delay for _ in range(4)]
+    assert delays == [0.0, 0.5, 1.0, 1.5]
+    clock.advance(1)
+    assert limiter.hit(key).queue_delay == pytest.approx(1.0)
+
+
+def test_memory_store_stays_bounded() -> None:
+    """Past max_keys the memory store evicts expired keys, then the oldest."""
+    clock = FakeClock(0)
+    store = MemoryStore(max_keys=50, clock=clock)
+    limiter = RateLimiter(FixedWindow(5, 1), store, clock=clock)
+    for i in range(500):
+        limiter.hit(f"k{i}")
+        if i % 100 == 0:
+            clock.advance(2)
+    assert len(store) <= 50
+
+
+def test_redis_uses_the_servers_clock_when_no_clock_is_given(redis_client: redis.Redis) -> None:
+    """Without a clock the script reads TIME: reset_after follows the server's time."""
+    limiter = RateLimiter(FixedWindow(5, 3600), RedisStore(redis_client))
+    decision = limiter.hit(uuid.uuid4().hex)
+    seconds, micros = redis_client.time()
+    server_now = seconds + micros / 1e6
+    expected = math.floor(server_now / 3600) * 3600 + 3600 - server_now
+    assert decision.reset_after == pytest.approx(expected, abs=1.0)

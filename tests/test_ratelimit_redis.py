@@ -1,0 +1,173 @@
+"""Rate limiting on a real Redis: one round trip, processes racing, failures, restarts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from apisec import StoreError
+from apisec.ratelimit import (
+    AsyncRateLimiter,
+    AsyncTieredRateLimiter,
+    FixedWindow,
+    RateLimiter,
+    SlidingWindow,
+    TokenBucket,
+)
+from apisec.ratelimit.redis import AsyncRedisStore, RedisStore
+from apisec.testing import FakeClock
+from tests.support.ratelimit_worker import hammer
+from tests.support.redis_server import RedisServer, free_loopback_port
+
+
+def _evalsha_calls(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize(
+    "algorithms",
+    [
+        [FixedWindow(10, 60)],
+        [SlidingWindow(10, 60)],
+        [TokenBucket(10, 1, name="a"), SlidingWindow(100, 3600, name="b")],
+    ],
+    ids=["fixed", "sliding", "two-limits"],
+)
+def test_one_round_trip_per_decision_with_headers(
+    redis_client: redis.Redis, algorithms: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hit() plus headers() is one send from the client and one EVALSHA on the server."""
+    limiter = RateLimiter(algorithms, RedisStore(redis_client))  # type: ignore[arg-type]
+    limiter.hit("warm-up")  # loads the script once
+    sends: list[object] = []
+    original = redis.connection.Connection.send_packed_command
+
+    def counting(
+        self: redis.connection.Connection, command: object, check_health: bool = True
+    ) -> None:
+        sends.append(command)
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
+
+    before = _evalsha_calls(redis_client)
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    decision = limiter.hit("client-1")
+    decision.headers()
+    monkeypatch.undo()
+    assert len(sends) == 1
+    assert _evalsha_calls(redis_client) - before == 1
+
+
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token", "leaky"])
+def test_four_processes_admit_exactly_the_limit(redis_server: RedisServer, kind: str) -> None:
+    """Four processes racing on one key admit exactly the quota, for each algorithm."""
+    key = uuid.uuid4().hex
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        counts = pool.starmap(hammer, [(redis_server.port, kind, key, 60, 1_000_000.0)] * 4)
+    assert sum(counts) == 100
+    assert all(c > 0 for c in counts) or sum(counts) == 100
+
+
+def test_redis_down_is_a_store_error_or_the_chosen_failure_mode() -> None:
+    """A closed port raises StoreError quickly, or fails open/closed when configured so."""
+    client = redis.Redis(
+        port=free_loopback_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+    store = RedisStore(client)
+    with pytest.raises(StoreError):
+        RateLimiter(FixedWindow(5, 60), store).hit("k")
+    opened = RateLimiter(FixedWindow(5, 60), store, on_store_error="allow").hit("k")
+    assert opened.allowed and opened.degraded
+    closed = RateLimiter(FixedWindow(5, 60), store, on_store_error="deny").hit("k")
+    assert not closed.allowed and closed.degraded and closed.retry_after
+
+
+def test_script_flush_and_restart_keep_working(redis_server: RedisServer) -> None:
+    """After SCRIPT FLUSH (as after a restart) the next hit reloads the script itself."""
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    limiter = RateLimiter(FixedWindow(3, 60), RedisStore(client), clock=FakeClock(100.0))
+    key = uuid.uuid4().hex
+    assert limiter.hit(key).remaining == 2
+    client.script_flush()
+    assert limiter.hit(key).remaining == 1
+    client.close()
+
+
+def test_a_restarted_server_is_used_again(redis_server: RedisServer) -> None:
+    """An outage is a StoreError; after a real restart (scripts gone) hits work again."""
+    with RedisServer(redis_server.binary) as other:
+        client = redis.Redis(host=other.host, port=other.port, retry=Retry(NoBackoff(), 0))
+        limiter = RateLimiter(FixedWindow(3, 60), RedisStore(client))
+        assert limiter.hit("k").allowed
+        other.stop_process()
+        with pytest.raises(StoreError):
+            limiter.hit("k")
+        other.restart()
+        assert limiter.hit("k").remaining == 2  # fresh server: state and scripts are gone
+        client.close()
+
+
+async def test_async_limiter_over_async_redis(async_redis_client: redis.asyncio.Redis) -> None:
+    """The asyncio twin gives the same decisions through AsyncRedisStore."""
+    clock = FakeClock(500.0)
+    limiter = AsyncRateLimiter(TokenBucket(2, 1), AsyncRedisStore(async_redis_client), clock=clock)
+    results = [(await limiter.hit("a")).allowed for _ in range(3)]
+    assert results == [True, True, False]
+    peek = await limiter.peek("a")
+    assert not peek.allowed and peek.retry_after == 1.0
+    clock.advance(1)
+    assert (await limiter.hit("a")).allowed
+    await limiter.reset("a")
+    assert (await limiter.hit("a")).remaining == 1
+    tiers = AsyncTieredRateLimiter(
+        {"free": FixedWindow(1, 60), "pro": FixedWindow(5, 60)},
+        AsyncRedisStore(async_redis_client),
+        clock=clock,
+    )
+    assert (await tiers.hit("acct", tier="free")).allowed
+    assert not (await tiers.hit("acct", tier="free")).allowed
+    assert (await tiers.hit("acct", tier="pro")).remaining == 4
+
+
+def test_keys_expire_when_idle(redis_client: redis.Redis) -> None:
+    """Every key the limiter writes carries a TTL."""
+    limiter = RateLimiter(
+        [FixedWindow(5, 60, name="f"), SlidingWindow(5, 60, name="s"), TokenBucket(5, 1, name="t")],
+        RedisStore(redis_client),
+    )
+    limiter.hit("idle")
+    keys = list(redis_client.scan_iter("rl:*"))
+    assert len(keys) == 3
+    assert all(0 < redis_client.pttl(k) <= 60_000 for k in keys)
+    assert all(b"{idle}" in k for k in keys)
+
+
+def test_redis_cluster_keeps_each_decision_on_one_node(redis_cluster: Any) -> None:
+    """On a real three-node cluster, multi-limit decisions work for keys on every node."""
+    client = redis_cluster.client()
+    try:
+        clock = FakeClock(3_000.0)
+        limiter = RateLimiter(
+            [TokenBucket(3, 1, name="burst"), FixedWindow(5, 60, name="minute")],
+            RedisStore(client),
+            clock=clock,
+        )
+        keys = [f"user-{i}" for i in range(30)]
+        for key in keys:
+            assert [limiter.hit(key).allowed for _ in range(4)] == [True, True, True, False]
+        store_keys = limiter._keys("user-0")
+        slots = {client.keyslot(k) for k in store_keys}
+        assert len(slots) == 1  # the hash tag puts both limits in one slot
+        nodes = {client.get_node_from_key(limiter._keys(k)[0]).port for k in keys}
+        assert len(nodes) == 3  # and the keys really are spread over the three nodes
+        limiter.reset("user-0")
+        assert limiter.hit("user-0").allowed
+    finally:
+        client.close()
