@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # System programs the tests drive for real.
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || [ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -48,9 +48,9 @@ class DictStore:
             new, outcomes = apply_requests(
                 [r.algorithm for r in requests], states, now, [r.cost for r in requests], peek=peek
             )
-            for r, state in zip(requests, new, strict=True):
+            for r, state, outcome in zip(requests, new, outcomes, strict=True):
                 if state is not None:
-                    self.data[r.key] = (state, now + r.algorithm.ttl(state, now))
+                    self.data[r.key] = (state, now + outcome.reset_after)
             return outcomes
 
     def clear(self, keys: Sequence[str]) -> None:

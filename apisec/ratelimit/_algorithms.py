@@ -48,6 +48,9 @@ class Outcome(NamedTuple):
     queue_delay: float | None = None
 
 
+_new = tuple.__new__
+
+
 def _positive(value: object, name: str, *, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number")
@@ -77,11 +80,11 @@ class Algorithm:
     window: float
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
-        """The outcome of spending ``cost`` now, and the state if it is spent."""
-        raise NotImplementedError  # pragma: no cover
+        """The outcome of spending ``cost`` now, and the state if it is spent.
 
-    def ttl(self, state: State, now: float) -> float:
-        """How long ``state`` must be kept; after that it equals a fresh start."""
+        When a state is returned, ``outcome.reset_after`` is also how long the
+        store must keep it: after that it is equivalent to a fresh start.
+        """
         raise NotImplementedError  # pragma: no cover
 
     def lua_params(self) -> tuple[float, float]:
@@ -124,11 +127,12 @@ class FixedWindow(Algorithm):
         reset_after = start + self.window - now
         if count + cost <= self.limit:
             count += cost
-            return (start, count), Outcome(True, int(self.limit - count), reset_after, None)
-        return None, Outcome(False, int(self.limit - count), reset_after, _up(reset_after))
-
-    def ttl(self, state: State, now: float) -> float:
-        return state[0] + self.window - now
+            return (start, count), _new(
+                Outcome, (True, int(self.limit - count), reset_after, None, None)
+            )
+        return None, _new(
+            Outcome, (False, int(self.limit - count), reset_after, _up(reset_after), None)
+        )
 
     def lua_params(self) -> tuple[float, float]:
         return float(self.limit), self.window
@@ -161,7 +165,7 @@ class SlidingWindow(Algorithm):
                 live = (*live[:position], *([now] * cost), *live[position:])
             remaining = self.limit - len(live)
             reset_after = live[-1] + self.window - now if live else 0.0
-            return live, Outcome(True, remaining, max(reset_after, 0.0), None)
+            return live, _new(Outcome, (True, remaining, max(reset_after, 0.0), None, None))
         # The (excess)-th oldest entry must leave before this hit fits.
         excess = len(live) + cost - self.limit
         retry_after = live[excess - 1] + self.window - now
@@ -169,9 +173,6 @@ class SlidingWindow(Algorithm):
         return None, Outcome(
             False, self.limit - len(live), max(reset_after, 0.0), _up(max(retry_after, 0.0))
         )
-
-    def ttl(self, state: State, now: float) -> float:
-        return (state[-1] + self.window - now) if state else 0.0
 
     def lua_params(self) -> tuple[float, float]:
         return float(self.limit), self.window
@@ -204,13 +205,10 @@ class TokenBucket(Algorithm):
         if tokens >= cost:
             tokens -= cost
             reset_after = (self.capacity - tokens) / self.refill_rate
-            return (tokens, now), Outcome(True, math.floor(tokens), reset_after, None)
+            return (tokens, now), _new(Outcome, (True, math.floor(tokens), reset_after, None, None))
         retry_after = _up((cost - tokens) / self.refill_rate)
         reset_after = (self.capacity - tokens) / self.refill_rate
-        return None, Outcome(False, math.floor(tokens), reset_after, retry_after)
-
-    def ttl(self, state: State, now: float) -> float:
-        return (self.capacity - state[0]) / self.refill_rate + max(state[1] - now, 0.0)
+        return None, _new(Outcome, (False, math.floor(tokens), reset_after, retry_after, None))
 
     def lua_params(self) -> tuple[float, float]:
         return float(self.capacity), self.refill_rate
@@ -244,13 +242,12 @@ class LeakyBucket(Algorithm):
         if level + cost <= self.capacity:
             level += cost
             remaining = math.floor(self.capacity - level)
-            return (level, now), Outcome(True, remaining, level / self.leak_rate, None, delay)
+            return (level, now), _new(
+                Outcome, (True, remaining, level / self.leak_rate, None, delay)
+            )
         retry_after = _up((level + cost - self.capacity) / self.leak_rate)
         remaining = math.floor(self.capacity - level)
-        return None, Outcome(False, remaining, level / self.leak_rate, retry_after, delay)
-
-    def ttl(self, state: State, now: float) -> float:
-        return state[0] / self.leak_rate + max(state[1] - now, 0.0)
+        return None, _new(Outcome, (False, remaining, level / self.leak_rate, retry_after, delay))
 
     def lua_params(self) -> tuple[float, float]:
         return float(self.capacity), self.leak_rate

@@ -29,6 +29,8 @@ __all__ = [
 OnStoreError = Literal["raise", "allow", "deny"]
 _MAX_KEY = 200
 _KIND = {1: "f", 2: "s", 3: "t", 4: "l"}
+_KEY_CACHE = 4096
+_new = tuple.__new__
 
 
 def _algorithms(value: Algorithm | Sequence[Algorithm]) -> tuple[Algorithm, ...]:
@@ -61,8 +63,22 @@ class _LimiterCore:
         self.on_store_error = on_store_error
         self._clock = clock
         self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
+        self._key_cache: dict[str, list[str]] = {}
+        first = self.algorithms[0]
+        self._quota = min(a.quota for a in self.algorithms)
+        self._first = (first.quota, first.policy, first.window, self._policies)
 
     def _keys(self, key: str) -> list[str]:
+        cached = self._key_cache.get(key) if type(key) is str else None
+        if cached is not None:
+            return cached
+        keys = self._build_keys(key)
+        if len(self._key_cache) >= _KEY_CACHE:
+            self._key_cache.clear()  # bounded: a flood of distinct keys cannot grow it
+        self._key_cache[key] = keys
+        return keys
+
+    def _build_keys(self, key: str) -> list[str]:
         if not isinstance(key, str) or not key:
             raise ConfigurationError("a rate-limit key must be a non-empty string")
         if len(key) > _MAX_KEY or not key.isprintable():
@@ -115,6 +131,28 @@ class _LimiterCore:
         )
         if not allowed and not peek:
             emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=algorithm.policy)
+        return decision
+
+    def _single_decision(self, outcome: Outcome, key: str) -> Decision:
+        """The decision of a one-limit limiter, built without the generic combination."""
+        quota, policy, window, policies = self._first
+        decision: Decision = _new(
+            Decision,
+            (
+                outcome[0],
+                quota,
+                outcome[1],
+                outcome[2],
+                outcome[3],
+                policy,
+                window,
+                policies,
+                outcome[4],
+                False,
+            ),
+        )
+        if not outcome[0]:
+            emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=policy)
         return decision
 
     def _degraded(self, exc: StoreError) -> Decision:
@@ -180,9 +218,17 @@ class RateLimiter(_LimiterCore):
         if inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
             raise ConfigurationError("this store is async: use AsyncRateLimiter")
         self.store = store
+        self._one = _single_path(store, self.algorithms)
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Spend ``cost`` units for ``key`` if every limit allows it."""
+        one = self._one
+        if one is not None and type(cost) is int and 0 <= cost <= self._quota:
+            try:
+                outcome = one(self._keys(key)[0], self.algorithms[0], cost, self._now())
+            except StoreError as exc:
+                return self._degraded(exc)
+            return self._single_decision(outcome, key)
         requests = self._requests(key, cost)
         try:
             outcomes = self.store.evaluate(requests, self._now(), False)
@@ -222,8 +268,16 @@ class AsyncRateLimiter(_LimiterCore):
         if not inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
             raise ConfigurationError("this store is synchronous: use RateLimiter")
         self.store = store
+        self._one = _single_path(store, self.algorithms)
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
+        one = self._one
+        if one is not None and type(cost) is int and 0 <= cost <= self._quota:
+            try:
+                outcome = await one(self._keys(key)[0], self.algorithms[0], cost, self._now())
+            except StoreError as exc:
+                return self._degraded(exc)
+            return self._single_decision(outcome, key)
         requests = self._requests(key, cost)
         try:
             outcomes = await self.store.evaluate(requests, self._now(), False)
@@ -256,6 +310,11 @@ class _AsyncMemoryStore:
 
     async def clear(self, keys: Sequence[str]) -> None:
         self.inner.clear(keys)
+
+
+def _single_path(store: object, algorithms: tuple[Algorithm, ...]) -> Any:
+    """A store's optional one-limit shortcut, ``evaluate_one(key, algorithm, cost, now)``."""
+    return getattr(store, "evaluate_one", None) if len(algorithms) == 1 else None
 
 
 def _tier_limiters(

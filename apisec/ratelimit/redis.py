@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from apisec._redis import redis_errors
-from apisec.ratelimit._algorithms import Outcome
+from apisec.ratelimit._algorithms import Algorithm, Outcome
 from apisec.ratelimit._store import LimitRequest
 
 if TYPE_CHECKING:
@@ -155,6 +155,18 @@ return results
 """
 
 
+def _one_args(algorithm: Algorithm, cost: int, now: float | None) -> list[Any]:
+    p1, p2 = algorithm.lua_params()
+    return [
+        "" if now is None else repr(float(now)),
+        "0",
+        algorithm.lua_id,
+        cost,
+        repr(p1),
+        repr(p2),
+    ]
+
+
 def _args(requests: Sequence[LimitRequest], now: float | None, peek: bool) -> list[Any]:
     args: list[Any] = ["" if now is None else repr(float(now)), "1" if peek else "0"]
     for request in requests:
@@ -198,6 +210,12 @@ class RedisStore:
             reply = self._script(keys=[r.key for r in requests], args=_args(requests, now, peek))
         return _outcomes(reply)
 
+    def evaluate_one(self, key: str, algorithm: Algorithm, cost: int, now: float | None) -> Outcome:
+        """One limit, one round trip (the limiter's shortcut)."""
+        with redis_errors("rate limit"):
+            reply = self._script(keys=[key], args=_one_args(algorithm, cost, now))
+        return _outcomes(reply)[0]
+
     def clear(self, keys: Sequence[str]) -> None:
         with redis_errors("rate limit reset"):
             for key in keys:  # one key per call: keys may sit on different Cluster slots
@@ -219,6 +237,13 @@ class AsyncRedisStore:
                 keys=[r.key for r in requests], args=_args(requests, now, peek)
             )
         return _outcomes(reply)
+
+    async def evaluate_one(
+        self, key: str, algorithm: Algorithm, cost: int, now: float | None
+    ) -> Outcome:
+        with redis_errors("rate limit"):
+            reply = await self._script(keys=[key], args=_one_args(algorithm, cost, now))
+        return _outcomes(reply)[0]
 
     async def clear(self, keys: Sequence[str]) -> None:
         with redis_errors("rate limit reset"):

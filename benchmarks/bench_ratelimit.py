@@ -1,0 +1,139 @@
+"""Rate limiting: apisec vs `limits` vs `pyrate-limiter`, in memory and on Redis.
+
+Run:  python benchmarks/bench_ratelimit.py [--quick] [--no-redis]
+
+In memory, every contender decides over 300 rotating keys with a limit high
+enough never to deny. On Redis (a throw-away redis-server on loopback,
+started here), apisec's hit() + headers() is compared with limits' hit() +
+get_window_stats() (what a caller needs for the same headers) and with a raw
+INCR round trip, the floor of any remote counter. Medians of interleaved
+rounds; ratios are apisec / peer (lower is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from itertools import cycle
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+from limits import RateLimitItemPerMinute, storage, strategies
+from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+
+from apisec.ratelimit import (
+    FixedWindow,
+    LeakyBucket,
+    MemoryStore,
+    RateLimiter,
+    SlidingWindow,
+    TokenBucket,
+)
+from apisec.ratelimit.redis import RedisStore
+from tests.support.redis_server import RedisServer
+
+HUGE = 10**9
+KEYS = [f"client-{i}" for i in range(300)]
+
+
+def per_call(fn: Callable[[str], object], number: int) -> float:
+    keys = cycle(KEYS)
+    fn(next(keys))
+    start = time.perf_counter()
+    for _ in range(number):
+        fn(next(keys))
+    return (time.perf_counter() - start) / number
+
+
+def compare(
+    title: str, contenders: dict[str, Callable[[str], object]], base: str, rounds: int, number: int
+) -> None:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            samples[name].append(per_call(fn, number))
+    medians = {name: statistics.median(s) for name, s in samples.items()}
+    print(f"\n{title}")
+    for name, value in medians.items():
+        print(f"  {name:<34} {value * 1e6:8.2f} us   {value / medians[base]:5.2f}x {base}")
+
+
+def memory(rounds: int, number: int) -> None:
+    ours = {
+        "apisec FixedWindow": RateLimiter(FixedWindow(HUGE, 60), MemoryStore()),
+        "apisec SlidingWindow (exact)": RateLimiter(SlidingWindow(HUGE, 1), MemoryStore()),
+        "apisec TokenBucket": RateLimiter(TokenBucket(HUGE, 1000), MemoryStore()),
+        "apisec LeakyBucket": RateLimiter(LeakyBucket(HUGE, 1000), MemoryStore()),
+    }
+    fixed = strategies.FixedWindowRateLimiter(storage.MemoryStorage())
+    item = RateLimitItemPerMinute(HUGE)
+    pyrate = Limiter(InMemoryBucket([Rate(HUGE, Duration.MINUTE)]))
+    contenders: dict[str, Callable[[str], object]] = {
+        name: limiter.hit for name, limiter in ours.items()
+    }
+    contenders["limits FixedWindow + MemoryStorage"] = lambda key: fixed.hit(item, key)
+    contenders["pyrate-limiter InMemoryBucket"] = lambda key: pyrate.try_acquire(
+        key, blocking=False
+    )
+    compare(
+        "In memory, one decision (300 keys)",
+        contenders,
+        "limits FixedWindow + MemoryStorage",
+        rounds,
+        number,
+    )
+
+
+def on_redis(rounds: int, number: int) -> None:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    with RedisServer(binary) as server:
+        client = redis.Redis(host=server.host, port=server.port)
+        ours = RateLimiter(FixedWindow(HUGE, 60), RedisStore(client))
+        ours_bucket = RateLimiter(TokenBucket(HUGE, 1000), RedisStore(client))
+        fixed = strategies.FixedWindowRateLimiter(storage.RedisStorage(server.url))
+        item = RateLimitItemPerMinute(HUGE)
+
+        def limits_with_headers(key: str) -> object:
+            fixed.hit(item, key)
+            return fixed.get_window_stats(item, key)
+
+        contenders: dict[str, Callable[[str], object]] = {
+            "apisec FixedWindow hit+headers": lambda key: ours.hit(key).headers(),
+            "apisec TokenBucket hit+headers": lambda key: ours_bucket.hit(key).headers(),
+            "limits hit+get_window_stats": limits_with_headers,
+            "raw INCR (floor)": client.incr,
+        }
+        compare(
+            "Redis on loopback, one decision with its headers",
+            contenders,
+            "limits hit+get_window_stats",
+            rounds,
+            number,
+        )
+        floor = {
+            "apisec FixedWindow hit+headers": contenders["apisec FixedWindow hit+headers"],
+            "raw INCR (floor)": contenders["raw INCR (floor)"],
+        }
+        compare("Redis, apisec against the INCR floor", floor, "raw INCR (floor)", rounds, number)
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-redis", action="store_true")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    memory(*((3, 3_000) if args.quick else (9, 30_000)))
+    if not args.no_redis:
+        on_redis(*((3, 500) if args.quick else (7, 4_000)))
+
+
+if __name__ == "__main__":
+    main()
