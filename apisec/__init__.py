@@ -21,6 +21,7 @@ from apisec.errors import (
 )
 from apisec.headers import ContentSecurityPolicy, SecurityHeaders
 from apisec.problems import FieldError, Problem, validation_problem
+from apisec.ratelimit import RateLimiter, RateLimitExceeded
 from apisec.ssrf import UnsafeURL, check_url
 from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService
 from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
@@ -43,6 +44,8 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
+    "RateLimitExceeded",
+    "RateLimiter",
     "SecurityHeaders",
     "SigningKey",
     "StoreError",

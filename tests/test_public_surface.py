@@ -24,6 +24,8 @@ EXPECTED_TOP_LEVEL = [
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
+    "RateLimitExceeded",
+    "RateLimiter",
     "SecurityHeaders",
     "SigningKey",
     "StoreError",
