@@ -6,6 +6,7 @@ The main names are re-exported here; each concern lives in its own module
 
 from __future__ import annotations
 
+from apisec.apikeys import ApiKeyService, InvalidApiKey
 from apisec.audit import AuditEvent
 from apisec.cors import CorsDecision, CorsPolicy
 from apisec.errors import (
@@ -29,6 +30,7 @@ from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ApiKeyService",
     "ApiSecError",
     "AuditEvent",
     "AuthenticationError",
@@ -38,6 +40,7 @@ __all__ = [
     "CorsDecision",
     "CorsPolicy",
     "FieldError",
+    "InvalidApiKey",
     "InvalidToken",
     "KeyRing",
     "MalformedProblem",

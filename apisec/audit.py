@@ -165,12 +165,10 @@ def _clean_detail(name: str, value: object) -> Scalar:
     return REDACTED if _is_secret_name(name) else _clean(value)
 
 
-def _level_of(event: AuditEvent | str) -> int:
-    if event in _ERROR_EVENTS:
-        return logging.ERROR
-    if event in _INFO_EVENTS:
-        return logging.INFO
-    return logging.WARNING
+_LEVELS = {
+    **{e.value: logging.ERROR for e in _ERROR_EVENTS},
+    **{e.value: logging.INFO for e in _INFO_EVENTS},
+}
 
 
 def emit(
@@ -198,8 +196,8 @@ def emit(
         not isinstance(event, str) or _CUSTOM_EVENT.fullmatch(event) is None
     ):
         raise ConfigurationError(f"audit event names are dotted lower-case words, got {event!r}")
-    name = str(event)
-    record_level = _level_of(event) if level is None else level
+    name: str = event._value_ if isinstance(event, AuditEvent) else event
+    record_level = _LEVELS.get(name, logging.WARNING) if level is None else level
     if not logger.isEnabledFor(record_level):
         return
     fields = {

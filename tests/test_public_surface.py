@@ -9,6 +9,7 @@ import pytest
 import apisec
 
 EXPECTED_TOP_LEVEL = [
+    "ApiKeyService",
     "ApiSecError",
     "AuditEvent",
     "AuthenticationError",
@@ -18,6 +19,7 @@ EXPECTED_TOP_LEVEL = [
     "CorsDecision",
     "CorsPolicy",
     "FieldError",
+    "InvalidApiKey",
     "InvalidToken",
     "KeyRing",
     "MalformedProblem",
@@ -54,6 +56,8 @@ PUBLIC_MODULES = [
     "apisec.tokens.redis",
     "apisec.ratelimit",
     "apisec.ratelimit.redis",
+    "apisec.apikeys",
+    "apisec.apikeys.redis",
 ]
 
 
@@ -91,7 +95,8 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
 
     code = (
         "import sys, apisec, apisec.problems, apisec.audit, apisec.testing, apisec.webhooks,"
-        " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers, apisec.ratelimit;"
+        " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers, apisec.ratelimit,"
+        " apisec.apikeys;"
         "bad = [m for m in ('redis', 'starlette', 'flask', 'django') if m in sys.modules];"
         "print(','.join(bad))"
     )

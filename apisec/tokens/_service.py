@@ -15,13 +15,14 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 
 import attrs
 
 from apisec._clock import Clock, seconds, wall_clock
+from apisec._flows import Flow, adrive, drive
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
 from apisec.tokens import _b64, _jws
@@ -43,10 +44,6 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 DEFAULT_REFRESH_TTL = 14 * 24 * 3600
 _REFRESH_TOKEN = re.compile(r"rt_([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
 _MAX_SUBJECT = 256
-
-T = TypeVar("T")
-StoreCall = tuple[Any, ...]
-Flow = Generator[StoreCall, Any, T]
 
 
 @attrs.frozen
@@ -350,28 +347,6 @@ class _TokenCore:
         return None
 
 
-def _drive(flow: Flow[T], store: RefreshTokenStore) -> T:
-    try:
-        call = next(flow)
-        while True:
-            method: Callable[..., Any] = getattr(store, call[0])
-            call = flow.send(method(*call[1:]))
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-
-
-async def _adrive(flow: Flow[T], store: AsyncRefreshTokenStore) -> T:
-    try:
-        call = next(flow)
-        while True:
-            method: Callable[..., Awaitable[Any]] = getattr(store, call[0])
-            call = flow.send(await method(*call[1:]))
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-
-
 def _is_async_store(store: object) -> bool:
     return inspect.iscoroutinefunction(getattr(store, "consume", None))
 
@@ -417,7 +392,7 @@ class TokenService(_TokenCore):
 
     def issue(self, subject: str, **claims: Any) -> TokenPair:
         """A new token pair (a new refresh-token family) for ``subject``."""
-        return _drive(self._issue_flow(subject, claims), self.store)
+        return drive(self._issue_flow(subject, claims), self.store)
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate: consume ``refresh_token`` once and return a new pair in its family.
@@ -426,15 +401,15 @@ class TokenService(_TokenCore):
             TokenReuseDetected: the token was already used; its family is revoked.
             ExpiredToken, RevokedToken, InvalidToken: otherwise unusable.
         """
-        return _drive(self._refresh_flow(refresh_token), self.store)
+        return drive(self._refresh_flow(refresh_token), self.store)
 
     def revoke(self, refresh_token: str) -> None:
         """Revoke the family of ``refresh_token`` (a logout); unknown tokens are ignored."""
-        _drive(self._revoke_flow(refresh_token), self.store)
+        drive(self._revoke_flow(refresh_token), self.store)
 
     def revoke_subject(self, subject: str) -> None:
         """Revoke every refresh-token family of ``subject``."""
-        _drive(self._revoke_subject_flow(subject), self.store)
+        drive(self._revoke_subject_flow(subject), self.store)
 
 
 class AsyncTokenService(_TokenCore):
@@ -462,16 +437,16 @@ class AsyncTokenService(_TokenCore):
         self.store = store
 
     async def issue(self, subject: str, **claims: Any) -> TokenPair:
-        return await _adrive(self._issue_flow(subject, claims), self.store)
+        return await adrive(self._issue_flow(subject, claims), self.store)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        return await _adrive(self._refresh_flow(refresh_token), self.store)
+        return await adrive(self._refresh_flow(refresh_token), self.store)
 
     async def revoke(self, refresh_token: str) -> None:
-        await _adrive(self._revoke_flow(refresh_token), self.store)
+        await adrive(self._revoke_flow(refresh_token), self.store)
 
     async def revoke_subject(self, subject: str) -> None:
-        await _adrive(self._revoke_subject_flow(subject), self.store)
+        await adrive(self._revoke_subject_flow(subject), self.store)
 
 
 class _AsyncMemoryStore:

@@ -1,0 +1,267 @@
+"""ApiKeyService and AsyncApiKeyService: the key lifecycle, written once."""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from apisec._clock import Clock, Duration, seconds, wall_clock
+from apisec._flows import Flow, adrive, drive
+from apisec.apikeys._format import RANDOM_CHARS, check_prefix, generate_key_text, split_key
+from apisec.apikeys._hashing import Peppers, hash_api_key, hash_versions, same_hash
+from apisec.apikeys._records import (
+    ApiKeyNotFound,
+    ApiKeyRecord,
+    InsufficientScope,
+    InvalidApiKey,
+    NewApiKey,
+)
+from apisec.apikeys._stores import ApiKeyStore, AsyncApiKeyStore, MemoryApiKeyStore
+from apisec.audit import AuditEvent, emit
+from apisec.errors import ConfigurationError
+
+__all__ = ["ApiKeyService", "AsyncApiKeyService", "require_scopes"]
+
+#: ``last_used_at`` is written at most this often per key, so authenticating stays a read.
+TOUCH_INTERVAL = 60.0
+_MAX_OWNER = 256
+
+
+def require_scopes(record: ApiKeyRecord, *scopes: str) -> ApiKeyRecord:
+    """Return ``record`` if it holds every scope, else raise :class:`InsufficientScope` (403)."""
+    missing = sorted(set(scopes) - set(record.scopes))
+    if missing:
+        emit(
+            AuditEvent.PERMISSION_DENIED,
+            principal=record.id,
+            reason="scope",
+            missing=" ".join(missing),
+        )
+        raise InsufficientScope(
+            f"key {record.id} lacks scopes {missing}", extensions={"required_scopes": missing}
+        )
+    return record
+
+
+def _pepper(value: bytes | Peppers | None) -> Peppers | None:
+    if value is None or isinstance(value, Peppers):
+        return value
+    if isinstance(value, bytes):
+        hash_api_key("probe", value)  # validates the length
+        return Peppers({"default": value}, current="default")
+    raise ConfigurationError("pepper must be bytes, Peppers or None")
+
+
+class _ApiKeyCore:
+    def __init__(
+        self,
+        *,
+        clock: Clock = wall_clock,
+        pepper: bytes | Peppers | None = None,
+        default_prefix: str = "sk_live",
+    ) -> None:
+        self._clock = clock
+        self._pepper = _pepper(pepper)
+        self.default_prefix = check_prefix(default_prefix)
+
+    # --- flows ---------------------------------------------------------------------
+
+    def _create_flow(
+        self,
+        owner: str,
+        scopes: Iterable[str],
+        expires_in: Duration | None,
+        prefix: str | None,
+        metadata: Mapping[str, Any] | None,
+        expires_at: float | None = None,
+    ) -> Flow[NewApiKey]:
+        if not isinstance(owner, str) or not owner or len(owner) > _MAX_OWNER:
+            raise ConfigurationError("owner must be a non-empty string of at most 256 characters")
+        scope_list = [scopes] if isinstance(scopes, str) else list(scopes)
+        if not all(isinstance(s, str) and s and " " not in s for s in scope_list):
+            raise ConfigurationError("scopes are non-empty strings without spaces")
+        prefix = check_prefix(prefix or self.default_prefix)
+        now = self._clock()
+        if expires_in is not None:
+            expires_at = now + seconds(expires_in, name="expires_in")
+        plaintext = generate_key_text(prefix)
+        random_part = plaintext[len(prefix) + 1 :][:RANDOM_CHARS]
+        record = ApiKeyRecord(
+            id="key_" + secrets.token_hex(12),
+            prefix=prefix,
+            hint=f"{prefix}_{random_part[:4]}",
+            key_hash=hash_api_key(plaintext, self._pepper),
+            owner=owner,
+            scopes=scope_list,
+            created_at=now,
+            expires_at=expires_at,
+            metadata=dict(metadata or {}),
+        )
+        yield ("add", record)
+        emit(AuditEvent.API_KEY_CREATED, principal=record.id, owner=owner)
+        return NewApiKey(plaintext=plaintext, record=record)
+
+    def _authenticate_flow(self, key: object) -> Flow[ApiKeyRecord]:
+        now = self._clock()
+        reason = None
+        record: ApiKeyRecord | None = None
+        hashes: list[str] = []
+        if not isinstance(key, str) or split_key(key) is None:
+            reason = "malformed"
+        else:
+            hashes = hash_versions(key, self._pepper)
+            for key_hash in hashes:
+                record = yield ("find", key_hash)
+                if record is not None and same_hash(record.key_hash, key_hash):
+                    break
+                record = None
+            if record is None:
+                reason = "unknown"
+            elif record.revoked_at is not None:
+                reason = "revoked"
+            elif record.expires_at is not None and record.expires_at <= now:
+                reason = "expired"
+        if reason is not None or record is None:
+            emit(AuditEvent.AUTH_FAILURE, reason=f"api_key_{reason}",
+                 principal=None if record is None else record.id)  # fmt: skip
+            raise InvalidApiKey(f"API key rejected: {reason}")
+        changes: dict[str, Any] = {}
+        if record.key_hash != hashes[0]:
+            changes["key_hash"] = hashes[0]  # made with an older pepper: upgrade it
+        if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
+            changes["last_used_at"] = now
+        if changes:
+            updated: ApiKeyRecord | None = yield ("update", record.id, changes)
+            if updated is not None:
+                record = updated
+            # Usage is reported with the throttled touch: once a minute per key at most.
+            emit(AuditEvent.API_KEY_USED, principal=record.id)
+        return record
+
+    def _revoke_flow(self, key_id: str) -> Flow[ApiKeyRecord]:
+        record: ApiKeyRecord | None = yield ("update", key_id, {"revoked_at": self._clock()})
+        if record is None:
+            raise ApiKeyNotFound(f"no API key {key_id!r}")
+        emit(AuditEvent.API_KEY_REVOKED, principal=key_id)
+        return record
+
+    def _rotate_flow(self, key_id: str, grace: Duration) -> Flow[NewApiKey]:
+        grace_seconds = seconds(grace, name="grace", allow_zero=True)
+        old: ApiKeyRecord | None = yield ("get", key_id)
+        now = self._clock()
+        if old is None:
+            raise ApiKeyNotFound(f"no API key {key_id!r}")
+        if not old.is_active(now):
+            raise ConfigurationError("only an active key can be rotated")
+        new = yield from self._create_flow(
+            old.owner, old.scopes, None, old.prefix, old.metadata, expires_at=old.expires_at
+        )
+        cutoff = now + grace_seconds
+        if old.expires_at is None or old.expires_at > cutoff:
+            yield ("update", key_id, {"expires_at": cutoff})
+        emit(AuditEvent.API_KEY_ROTATED, principal=key_id, replacement=new.record.id)
+        return new
+
+    def _list_flow(self, owner: str) -> Flow[list[ApiKeyRecord]]:
+        records: list[ApiKeyRecord] = yield ("list", owner)
+        return records
+
+
+class ApiKeyService(_ApiKeyCore):
+    """Create, authenticate, revoke, rotate and list API keys.
+
+    Args:
+        store: an :class:`ApiKeyStore` (in memory by default).
+        clock: the time source.
+        pepper: optional secret (bytes, or :class:`Peppers` to rotate them)
+            mixed into every stored hash.
+        default_prefix: the prefix of new keys (``"sk_live"``).
+
+    >>> service = ApiKeyService()
+    >>> new = service.create("acct_1", scopes=["orders:read"])
+    >>> service.authenticate(new.plaintext).owner
+    'acct_1'
+    """
+
+    def __init__(
+        self,
+        store: ApiKeyStore | None = None,
+        clock: Clock = wall_clock,
+        *,
+        pepper: bytes | Peppers | None = None,
+        default_prefix: str = "sk_live",
+    ) -> None:
+        super().__init__(clock=clock, pepper=pepper, default_prefix=default_prefix)
+        store = MemoryApiKeyStore() if store is None else store
+        if inspect.iscoroutinefunction(getattr(store, "find", None)):
+            raise ConfigurationError("this store is async: use AsyncApiKeyService")
+        self.store = store
+
+    def create(
+        self,
+        owner: str,
+        scopes: Iterable[str] = (),
+        expires_in: float | timedelta | None = None,
+        prefix: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewApiKey:
+        """A new key; its ``plaintext`` is shown once and never stored."""
+        return drive(self._create_flow(owner, scopes, expires_in, prefix, metadata), self.store)
+
+    def authenticate(self, key: str) -> ApiKeyRecord:
+        """The record of a valid key, or :class:`InvalidApiKey` (one generic client problem)."""
+        return drive(self._authenticate_flow(key), self.store)
+
+    def revoke(self, key_id: str) -> ApiKeyRecord:
+        return drive(self._revoke_flow(key_id), self.store)
+
+    def rotate(self, key_id: str, grace: float | timedelta = 3600) -> NewApiKey:
+        """A replacement key; the old one keeps working for ``grace`` seconds, then expires."""
+        return drive(self._rotate_flow(key_id, grace), self.store)
+
+    def list(self, owner: str) -> list[ApiKeyRecord]:
+        return drive(self._list_flow(owner), self.store)
+
+
+class AsyncApiKeyService(_ApiKeyCore):
+    """The asyncio twin of :class:`ApiKeyService`."""
+
+    def __init__(
+        self,
+        store: AsyncApiKeyStore,
+        clock: Clock = wall_clock,
+        *,
+        pepper: bytes | Peppers | None = None,
+        default_prefix: str = "sk_live",
+    ) -> None:
+        super().__init__(clock=clock, pepper=pepper, default_prefix=default_prefix)
+        if not inspect.iscoroutinefunction(getattr(store, "find", None)):
+            raise ConfigurationError("this store is synchronous: use ApiKeyService")
+        self.store = store
+
+    async def create(
+        self,
+        owner: str,
+        scopes: Iterable[str] = (),
+        expires_in: float | timedelta | None = None,
+        prefix: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewApiKey:
+        return await adrive(
+            self._create_flow(owner, scopes, expires_in, prefix, metadata), self.store
+        )
+
+    async def authenticate(self, key: str) -> ApiKeyRecord:
+        return await adrive(self._authenticate_flow(key), self.store)
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord:
+        return await adrive(self._revoke_flow(key_id), self.store)
+
+    async def rotate(self, key_id: str, grace: float | timedelta = 3600) -> NewApiKey:
+        return await adrive(self._rotate_flow(key_id, grace), self.store)
+
+    async def list(self, owner: str) -> list[ApiKeyRecord]:
+        return await adrive(self._list_flow(owner), self.store)
