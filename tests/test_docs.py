@@ -18,7 +18,9 @@ def test_python_blocks_execute(page: Path) -> None:
     blocks = _BLOCK.findall(page.read_text())
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for block in blocks:
-        exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 - our own docs
+        # dont_inherit: run the examples as users would, without this file's __future__ flags.
+        code = compile(block, str(page), "exec", dont_inherit=True)
+        exec(code, namespace)  # noqa: S102 - our own docs
 
 
 def test_docs_have_code() -> None:
