@@ -28,6 +28,7 @@ from apisec.errors import ConfigurationError
 __all__ = [
     "ApiLifecycle",
     "ContentSecurityPolicy",
+    "RouteLifecycles",
     "SecurityHeaders",
 ]
 
@@ -356,3 +357,32 @@ class ApiLifecycle:
         if links:
             headers.append(("Link", ", ".join(links)))
         object.__setattr__(self, "headers", headers)
+
+
+class RouteLifecycles:
+    """Lifecycle headers per route prefix: the longest matching prefix wins.
+
+    >>> from datetime import datetime, timezone
+    >>> routes = RouteLifecycles({
+    ...     "/v1/": ApiLifecycle(deprecated_at=datetime(2026, 1, 1, tzinfo=timezone.utc)),
+    ... })
+    >>> routes.headers_for("/v1/orders")
+    [('Deprecation', '@1767225600')]
+    >>> routes.headers_for("/v2/orders")
+    []
+    """
+
+    def __init__(self, policies: Mapping[str, ApiLifecycle]) -> None:
+        for prefix, policy in policies.items():
+            if not isinstance(prefix, str) or not prefix.startswith("/"):
+                raise ConfigurationError("route prefixes start with '/'")
+            if not isinstance(policy, ApiLifecycle):
+                raise ConfigurationError("each route maps to an ApiLifecycle")
+        # Longest prefix first, so /v1/orders/ can differ from /v1/.
+        self._policies = sorted(policies.items(), key=lambda item: len(item[0]), reverse=True)
+
+    def headers_for(self, path: str) -> list[tuple[str, str]]:
+        for prefix, policy in self._policies:
+            if path.startswith(prefix):
+                return list(policy.headers)
+        return []

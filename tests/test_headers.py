@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from apisec import ConfigurationError
-from apisec.headers import ApiLifecycle, ContentSecurityPolicy, SecurityHeaders
+from apisec.headers import ApiLifecycle, ContentSecurityPolicy, RouteLifecycles, SecurityHeaders
 
 API_EXPECTED = [
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
@@ -193,3 +193,19 @@ def test_lifecycle_refuses_bad_dates_and_links(kwargs: dict[str, Any]) -> None:
     """No dates, naive dates, sunset before deprecation and unsafe links are refused."""
     with pytest.raises(ConfigurationError):
         ApiLifecycle(**kwargs)
+
+
+def test_route_lifecycles_pick_the_longest_prefix() -> None:
+    """Per-route policies: the most specific prefix applies; other routes get nothing."""
+    v1 = ApiLifecycle(deprecated_at=datetime(2026, 1, 1, tzinfo=UTC))
+    orders = ApiLifecycle(
+        deprecated_at=datetime(2025, 6, 1, tzinfo=UTC), sunset_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    routes = RouteLifecycles({"/v1/": v1, "/v1/orders": orders})
+    assert dict(routes.headers_for("/v1/orders/7"))["Sunset"] == "Thu, 01 Jan 2026 00:00:00 GMT"
+    assert routes.headers_for("/v1/users") == v1.headers
+    assert routes.headers_for("/v2/users") == []
+    with pytest.raises(ConfigurationError):
+        RouteLifecycles({"v1": v1})
+    with pytest.raises(ConfigurationError):
+        RouteLifecycles({"/v1": "soon"})  # type: ignore[dict-item]

@@ -90,6 +90,15 @@ class Algorithm:
     def lua_params(self) -> tuple[float, float]:
         raise NotImplementedError  # pragma: no cover
 
+    _lua_args: tuple[bytes, bytes, bytes] | None = None
+
+    def lua_arguments(self) -> tuple[bytes, bytes, bytes]:
+        """Script id and parameters, encoded once (an algorithm never changes)."""
+        if self._lua_args is None:
+            p1, p2 = self.lua_params()
+            self._lua_args = (str(self.lua_id).encode(), repr(p1).encode(), repr(p2).encode())
+        return self._lua_args
+
     def check_cost(self, cost: int) -> None:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ConfigurationError("cost must be a non-negative int")

@@ -142,7 +142,7 @@ for i, key in ipairs(KEYS) do
   if ok == 0 then all = false end
   writes[i] = write
   local n = #results
-  results[n + 1] = ok
+  results[n + 1] = tostring(ok)
   results[n + 2] = tostring(rem)
   results[n + 3] = string.format('%.17g', reset)
   results[n + 4] = string.format('%.17g', retry)
@@ -151,40 +151,39 @@ end
 if all and not peek then
   for i = 1, #KEYS do writes[i]() end
 end
-return results
+-- One bulk string: cheaper to send and to parse than a nested reply.
+return table.concat(results, ' ')
 """
 
 
+def _now_arg(now: float | None) -> bytes:
+    return b"" if now is None else repr(float(now)).encode()
+
+
 def _one_args(algorithm: Algorithm, cost: int, now: float | None) -> list[Any]:
-    p1, p2 = algorithm.lua_params()
-    return [
-        "" if now is None else repr(float(now)),
-        "0",
-        algorithm.lua_id,
-        cost,
-        repr(p1),
-        repr(p2),
-    ]
+    lua_id, p1, p2 = algorithm.lua_arguments()
+    return [_now_arg(now), b"0", lua_id, cost, p1, p2]
 
 
 def _args(requests: Sequence[LimitRequest], now: float | None, peek: bool) -> list[Any]:
-    args: list[Any] = ["" if now is None else repr(float(now)), "1" if peek else "0"]
+    args: list[Any] = [_now_arg(now), b"1" if peek else b"0"]
     for request in requests:
-        p1, p2 = request.algorithm.lua_params()
-        args += [request.algorithm.lua_id, request.cost, repr(p1), repr(p2)]
+        lua_id, p1, p2 = request.algorithm.lua_arguments()
+        args += [lua_id, request.cost, p1, p2]
     return args
 
 
-def _outcomes(reply: list[Any]) -> list[Outcome]:
+def _outcomes(reply: bytes | str) -> list[Outcome]:
+    fields = reply.split()
     outcomes = []
-    for i in range(0, len(reply), 5):
-        retry = float(reply[i + 3])
-        delay = float(reply[i + 4])
+    for i in range(0, len(fields), 5):
+        retry = float(fields[i + 3])
+        delay = float(fields[i + 4])
         outcomes.append(
             Outcome(
-                bool(int(reply[i])),
-                int(float(reply[i + 1])),
-                float(reply[i + 2]),
+                fields[i] in (b"1", "1"),
+                int(float(fields[i + 1])),
+                float(fields[i + 2]),
                 None if retry < 0 else retry,
                 None if delay < 0 else delay,
             )
