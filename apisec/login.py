@@ -98,7 +98,7 @@ class _GuardCore:
         return _account_key(account), "c:" + client
 
     @staticmethod
-    def _locked(decisions: tuple[Decision, Decision], account: str, client: str) -> None:
+    def _locked(decisions: tuple[Decision, ...], account: str, client: str) -> None:
         for decision in decisions:
             if not decision.allowed:
                 emit(
@@ -166,15 +166,23 @@ class LoginGuard(_GuardCore):
     def attempt(self, account: str, client: str, verify: Callable[[], bool]) -> None:
         """Check the lockout, run ``verify()``, record the outcome.
 
+        The account's slot is taken *before* ``verify()`` runs and given back
+        on success, so concurrent attempts in other processes can never
+        squeeze in more than ``max_failures`` guesses.
+
         Raises:
             TooManyLoginAttempts: locked out (``verify`` is not even called).
             InvalidCredentials: ``verify()`` returned False.
         """
-        self.check(account, client)
+        account_key, client_key = self._keys(account, client)
+        self._locked(
+            (self._clients.peek(client_key), self._accounts.hit(account_key)), account, client
+        )
         if verify():
-            self.record_success(account, client)
+            self._accounts.reset(account_key)
             return
-        self.record_failure(account, client)
+        self._clients.hit(client_key)
+        emit(AuditEvent.LOGIN_FAILURE, principal=account, client=client)
         raise InvalidCredentials("login failed")
 
 
@@ -223,11 +231,15 @@ class AsyncLoginGuard(_GuardCore):
     async def attempt(
         self, account: str, client: str, verify: Callable[[], bool | Awaitable[bool]]
     ) -> None:
-        await self.check(account, client)
+        """See :meth:`LoginGuard.attempt`; ``verify`` may be sync or async."""
+        account_key, client_key = self._keys(account, client)
+        self._locked((await self._clients.peek(client_key),), account, client)
+        self._locked((await self._accounts.hit(account_key),), account, client)
         result = verify()
         ok = await result if isinstance(result, Awaitable) else result
         if ok:
-            await self.record_success(account, client)
+            await self._accounts.reset(account_key)
             return
-        await self.record_failure(account, client)
+        await self._clients.hit(client_key)
+        emit(AuditEvent.LOGIN_FAILURE, principal=account, client=client)
         raise InvalidCredentials("login failed")

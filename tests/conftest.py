@@ -8,11 +8,17 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 import redis.asyncio
+from hypothesis import settings
 
 from apisec.testing import FakeClock
 from tests.support.binaries import require_binary
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
+
+# No per-example deadline: CI shares two cores with redis-server and other
+# processes, and a slow example is not a wrong one. Examples stay bounded by size.
+settings.register_profile("apisec", deadline=None, print_blob=True)
+settings.load_profile("apisec")
 
 
 @pytest.fixture(scope="session")

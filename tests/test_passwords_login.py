@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import statistics
 import time
 import uuid
 from typing import Any
@@ -89,17 +88,24 @@ def test_unknown_user_timing_matches_known_user() -> None:
     stored = hasher.hash(PASSWORD)
     hasher.verify("warm", None)
 
-    def median_time(stored_hash: str | None) -> float:
-        samples = []
-        for _ in range(25):
-            start = time.perf_counter()
-            hasher.verify("not the password", stored_hash)
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples)
+    def one(stored_hash: str | None) -> float:
+        start = time.perf_counter()
+        hasher.verify("not the password", stored_hash)
+        return time.perf_counter() - start
 
-    known = median_time(stored)
-    unknown = median_time(None)
-    assert 0.8 <= unknown / known <= 1.2
+    # Interleaved pairs, so machine noise hits both sides alike; the fastest run of
+    # each side is its truest cost. A real difference (a skipped hash) would show in
+    # every round, so a round disturbed by other processes may be measured again.
+    ratios = []
+    for _ in range(3):
+        known, unknown = [], []
+        for _ in range(30):
+            known.append(one(stored))
+            unknown.append(one(None))
+        ratios.append(min(unknown) / min(known))
+        if 0.8 <= ratios[-1] <= 1.2:
+            break
+    assert 0.8 <= ratios[-1] <= 1.2, ratios
 
 
 def test_argon2id_when_installed() -> None:
