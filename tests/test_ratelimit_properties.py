@@ -265,3 +265,16 @@ def test_redis_uses_the_servers_clock_when_no_clock_is_given(redis_client: redis
     server_now = seconds + micros / 1e6
     expected = math.floor(server_now / 3600) * 3600 + 3600 - server_now
     assert decision.reset_after == pytest.approx(expected, abs=1.0)
+
+
+def test_memory_store_evicts_the_least_recently_used_keys() -> None:
+    """A flood of new keys pushes out idle keys, not the busy one kept being hit."""
+    clock = FakeClock(0)
+    store = MemoryStore(max_keys=100, clock=clock)
+    limiter = RateLimiter(FixedWindow(1000, 3600), store, clock=clock)
+    for _ in range(5):
+        limiter.hit("busy")
+    for i in range(400):
+        limiter.hit(f"flood-{i}")
+        limiter.hit("busy")
+    assert limiter.peek("busy").remaining == 1000 - 405

@@ -64,8 +64,8 @@ class MemoryStore:
     """Process-local store: striped locks (no global lock), bounded, no background thread.
 
     Args:
-        max_keys: memory bound; past it expired keys go first, then the
-            oldest written ones.
+        max_keys: memory bound; past it expired keys go first, then the least
+            recently written ones (a flood of new keys cannot evict busy ones).
         clock: the time source when the limiter passes none.
     """
 
@@ -102,6 +102,9 @@ class MemoryStore:
             state = entry[0] if entry is not None and entry[1] > now else None
             new_state, outcome = algorithm.evaluate(state, now, cost)
             if new_state is not None:
+                # Re-insert so dict order tracks the last write: eviction under
+                # memory pressure then drops the least recently used keys first.
+                data.pop(key, None)
                 data[key] = (new_state, now + outcome.reset_after)
                 self._writes += 1
         if self._writes >= self._SWEEP_EVERY or len(data) > self._max:
@@ -140,12 +143,13 @@ class MemoryStore:
         )
         for request, state, outcome in zip(requests, new_states, outcomes, strict=True):
             if state is not None:
+                data.pop(request.key, None)
                 data[request.key] = (state, now + outcome.reset_after)
                 self._writes += 1
         return outcomes
 
     def _sweep(self, now: float) -> None:
-        """Evict expired keys, then the oldest written, down to ``max_keys``.
+        """Evict expired keys, then the least recently written, down to ``max_keys``.
 
         Runs outside the evaluation locks and takes one stripe lock at a time,
         re-checking each entry under it, so a key written meanwhile survives.
