@@ -22,6 +22,7 @@ from apisec.ratelimit import (
     RateLimiter,
     RateLimitStore,
     SlidingWindow,
+    SlidingWindowCounter,
     TokenBucket,
     apply_requests,
 )
@@ -74,6 +75,7 @@ ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
     "sliding": lambda: SlidingWindow(5, 10),
     "token": lambda: TokenBucket(5, 0.5),
     "leaky": lambda: LeakyBucket(5, 0.5),
+    "counter": lambda: SlidingWindowCounter(5, 10),
 }
 steps = st.lists(
     st.tuples(st.floats(0, 4, allow_nan=False).map(lambda x: round(x, 3)), st.integers(0, 3)),
@@ -130,6 +132,21 @@ def test_sliding_window_is_exact(store: RateLimitStore, script: list[tuple[float
     for t, _ in admitted:
         in_window = sum(c for s, c in admitted if t - 10 < s <= t)
         assert in_window <= 5
+
+
+@PROPERTY
+@given(script=steps)
+def test_sliding_window_counter_bounds(
+    store: RateLimitStore, script: list[tuple[float, int]]
+) -> None:
+    """The approximate counter: at most limit per aligned window, 2x limit in any window."""
+    admitted = run(ALGORITHMS["counter"](), store, script)
+    per_window: dict[float, int] = {}
+    for t, cost in admitted:
+        start = math.floor(t / 10) * 10
+        per_window[start] = per_window.get(start, 0) + cost
+        assert sum(c for s, c in admitted if t - 10 < s <= t) <= 10
+    assert all(total <= 5 for total in per_window.values())
 
 
 @pytest.mark.parametrize("kind", ["token", "leaky"])
@@ -278,3 +295,18 @@ def test_memory_store_evicts_the_least_recently_used_keys() -> None:
         limiter.hit(f"flood-{i}")
         limiter.hit("busy")
     assert limiter.peek("busy").remaining == 1000 - 405
+
+
+def test_sliding_window_counter_weights_the_previous_window(store: RateLimitStore) -> None:
+    """Right after a full window the previous count still weighs: 95% of 5 leaves no room."""
+    clock = FakeClock(1_000_005.0)  # 5 s into the window [1_000_000, 1_000_010)
+    limiter = RateLimiter(SlidingWindowCounter(5, 10), store, clock=clock)
+    key = uuid.uuid4().hex
+    assert limiter.hit(key, 5).allowed
+    clock.set(1_000_010.5)  # new window: the 5 weigh 0.95 * 5 = 4.75
+    denied = limiter.hit(key)
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(1.5)
+    clock.advance(1.5)  # 5 * 0.8 + 1 = 5: fits exactly
+    assert limiter.hit(key).allowed
+    assert not limiter.hit(key).allowed

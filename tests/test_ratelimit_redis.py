@@ -64,7 +64,7 @@ def test_one_round_trip_per_decision_with_headers(
     assert _evalsha_calls(redis_client) - before == 1
 
 
-@pytest.mark.parametrize("kind", ["fixed", "sliding", "token", "leaky"])
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token", "leaky", "counter"])
 def test_four_processes_admit_exactly_the_limit(redis_server: RedisServer, kind: str) -> None:
     """Four processes racing on one key admit exactly the quota, for each algorithm."""
     key = uuid.uuid4().hex

@@ -21,6 +21,7 @@ from apisec.ratelimit._algorithms import (
     LeakyBucket,
     Outcome,
     SlidingWindow,
+    SlidingWindowCounter,
     TokenBucket,
     apply_requests,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "RateLimitStore",
     "RateLimiter",
     "SlidingWindow",
+    "SlidingWindowCounter",
     "TieredRateLimiter",
     "TokenBucket",
     "apply_requests",

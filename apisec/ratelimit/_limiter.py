@@ -28,7 +28,7 @@ __all__ = [
 
 OnStoreError = Literal["raise", "allow", "deny"]
 _MAX_KEY = 200
-_KIND = {1: "f", 2: "s", 3: "t", 4: "l"}
+_KIND = {1: "f", 2: "s", 3: "t", 4: "l", 5: "c"}
 _KEY_CACHE = 4096
 _new = tuple.__new__
 

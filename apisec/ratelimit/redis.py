@@ -115,7 +115,47 @@ local function leaky(key, now, cost, capacity, rate)
          delay, nil
 end
 
-local algorithms = {fixed, sliding, token, leaky}
+local function counter(key, now, cost, limit, window)
+  local start = math.floor(now / window) * window
+  local st = redis.call('HMGET', key, 'w', 'c', 'p')
+  local current, previous = 0, 0
+  if st[1] then
+    local stored = tonumber(st[1])
+    if stored == start then
+      current, previous = tonumber(st[2]), tonumber(st[3])
+    elseif stored == start - window then
+      previous = tonumber(st[2])
+    end
+  end
+  local function keep(cur, prev)
+    if cur > 0 then return start + 2 * window - now end
+    if prev > 0 then return start + window - now end
+    return 0
+  end
+  local weight = (window - (now - start)) / window
+  local estimate = previous * weight + current
+  if estimate + cost <= limit then
+    local after = current + cost
+    local reset = keep(after, previous)
+    return 1, math.floor(limit - (previous * weight + after)), reset, -1, -1, function()
+      redis.call('HSET', key, 'w', start, 'c', after, 'p', previous)
+      redis.call('PEXPIRE', key, ms(reset))
+    end
+  end
+  local retry
+  local room = limit - cost - current
+  local next_start = start + window - now
+  if room >= 0 and previous > 0 and next_start - room * window / previous < next_start then
+    retry = math.max(next_start - room * window / previous, 0)
+  elseif current + cost <= limit then
+    retry = next_start
+  else
+    retry = next_start + window - (limit - cost) * window / current
+  end
+  return 0, math.max(math.floor(limit - estimate), 0), keep(current, previous), up(retry), -1, nil
+end
+
+local algorithms = {fixed, sliding, token, leaky, counter}
 
 local now
 if ARGV[1] == '' then

@@ -12,6 +12,7 @@ from apisec.ratelimit import (
     LeakyBucket,
     RateLimiter,
     SlidingWindow,
+    SlidingWindowCounter,
     TokenBucket,
 )
 from apisec.ratelimit.redis import RedisStore
@@ -22,6 +23,7 @@ ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
     "sliding": lambda: SlidingWindow(100, 3600),
     "token": lambda: TokenBucket(100, 1e-9),
     "leaky": lambda: LeakyBucket(100, 1e-9),
+    "counter": lambda: SlidingWindowCounter(100, 3600),
 }
 
 
