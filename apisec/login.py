@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from apisec._clock import Clock
 from apisec.audit import AuditEvent, emit
 from apisec.errors import AuthenticationError, ConfigurationError
 from apisec.ratelimit import (
     AsyncRateLimiter,
-    AsyncRateLimitStore,
     Decision,
     RateLimiter,
     RateLimitExceeded,
-    RateLimitStore,
     SlidingWindow,
 )
 
@@ -72,14 +71,19 @@ def _account_key(account: str) -> str:
 
 
 class _GuardCore:
+    _limiter_class: Any
+
     def __init__(
         self,
+        store: Any = None,
         *,
-        max_failures: int,
-        window: float,
-        steps: int,
-        client_max_failures: int,
-        client_window: float,
+        max_failures: int = 5,
+        window: float = 900,
+        steps: int = 3,
+        client_max_failures: int = 50,
+        client_window: float = 900,
+        prefix: str = "login",
+        clock: Clock | None = None,
     ) -> None:
         if max_failures < 1 or steps < 1 or client_max_failures < max_failures:
             raise ConfigurationError(
@@ -90,6 +94,9 @@ class _GuardCore:
             for i in range(steps)
         ]
         self.client_limits = [SlidingWindow(client_max_failures, client_window, name="client")]
+        make = self._limiter_class
+        self._accounts = make(self.account_limits, store, f"{prefix}:acct", clock)
+        self._clients = make(self.client_limits, self._accounts.store, f"{prefix}:ip", clock)
 
     @staticmethod
     def _keys(account: str, client: str) -> tuple[str, str]:
@@ -123,27 +130,9 @@ class LoginGuard(_GuardCore):
         clock: the time source (the store's own when None).
     """
 
-    def __init__(
-        self,
-        store: RateLimitStore | None = None,
-        *,
-        max_failures: int = 5,
-        window: float = 900,
-        steps: int = 3,
-        client_max_failures: int = 50,
-        client_window: float = 900,
-        prefix: str = "login",
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(
-            max_failures=max_failures,
-            window=window,
-            steps=steps,
-            client_max_failures=client_max_failures,
-            client_window=client_window,
-        )
-        self._accounts = RateLimiter(self.account_limits, store, f"{prefix}:acct", clock)
-        self._clients = RateLimiter(self.client_limits, self._accounts.store, f"{prefix}:ip", clock)
+    _limiter_class = RateLimiter
+    _accounts: RateLimiter
+    _clients: RateLimiter
 
     def check(self, account: str, client: str) -> None:
         """Raise :class:`TooManyLoginAttempts` if this account or client is locked out."""
@@ -175,9 +164,9 @@ class LoginGuard(_GuardCore):
             InvalidCredentials: ``verify()`` returned False.
         """
         account_key, client_key = self._keys(account, client)
-        self._locked(
-            (self._clients.peek(client_key), self._accounts.hit(account_key)), account, client
-        )
+        # A locked-out client spends nothing of the account's budget.
+        self._locked((self._clients.peek(client_key),), account, client)
+        self._locked((self._accounts.hit(account_key),), account, client)
         if verify():
             self._accounts.reset(account_key)
             return
@@ -189,29 +178,9 @@ class LoginGuard(_GuardCore):
 class AsyncLoginGuard(_GuardCore):
     """The asyncio twin of :class:`LoginGuard` (``verify`` may be sync or async)."""
 
-    def __init__(
-        self,
-        store: AsyncRateLimitStore | None = None,
-        *,
-        max_failures: int = 5,
-        window: float = 900,
-        steps: int = 3,
-        client_max_failures: int = 50,
-        client_window: float = 900,
-        prefix: str = "login",
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(
-            max_failures=max_failures,
-            window=window,
-            steps=steps,
-            client_max_failures=client_max_failures,
-            client_window=client_window,
-        )
-        self._accounts = AsyncRateLimiter(self.account_limits, store, f"{prefix}:acct", clock)
-        self._clients = AsyncRateLimiter(
-            self.client_limits, self._accounts.store, f"{prefix}:ip", clock
-        )
+    _limiter_class = AsyncRateLimiter
+    _accounts: AsyncRateLimiter
+    _clients: AsyncRateLimiter
 
     async def check(self, account: str, client: str) -> None:
         account_key, client_key = self._keys(account, client)

@@ -258,3 +258,13 @@ def test_guard_configuration() -> None:
         LoginGuard(max_failures=0)
     with pytest.raises(ConfigurationError):
         LoginGuard(max_failures=10, client_max_failures=5)
+
+
+def test_a_locked_client_cannot_burn_other_accounts_budgets() -> None:
+    """Attempts from a locked-out address are refused before they count against the account."""
+    guard = LoginGuard(max_failures=3, client_max_failures=10, clock=FakeClock())
+    for i in range(10):
+        fail(guard, f"sprayed{i}", "203.0.113.50")
+    for _ in range(5):
+        assert fail(guard, "victim", "203.0.113.50") == "locked"
+    assert [fail(guard, "victim", "198.51.100.7") for _ in range(4)] == ["invalid"] * 3 + ["locked"]
