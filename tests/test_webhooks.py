@@ -673,3 +673,11 @@ def test_problem_bodies_are_generic() -> None:
         "status": 401,
         "detail": "The webhook could not be verified.",
     }
+
+
+@pytest.mark.parametrize("headers", [None, 5, "webhook-id: x", [("only-one",)], [["a", "b"]]])
+def test_unusable_header_containers_are_typed_failures(headers: Any, clock: FakeClock) -> None:
+    """None, numbers, strings and malformed pair lists give WebhookErrors, not TypeErrors."""
+    _, verifier = pair("standard", clock)
+    with pytest.raises(WebhookError):
+        verifier.verify(BODY, headers)

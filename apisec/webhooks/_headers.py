@@ -33,17 +33,27 @@ def _text(value: object, name: str) -> str:
     return value.strip(" \t")
 
 
-def collect(headers: HeadersLike, wanted: frozenset[str]) -> dict[str, str]:
+def collect(headers: HeadersLike | None, wanted: frozenset[str]) -> dict[str, str]:
     """The ``wanted`` headers (lower-case names), refusing duplicates and junk.
 
     Accepts a mapping (``dict``, framework header objects) or an iterable of
     ``(name, value)`` pairs (ASGI's raw byte pairs included).
     """
+    if headers is None:
+        return {}
     pairs: Iterable[tuple[object, object]] = (
         headers.items() if type(headers) is dict or isinstance(headers, Mapping) else headers
     )
     found: dict[str, str] = {}
-    for raw_name, raw_value in pairs:
+    try:
+        iterator = iter(pairs)
+    except TypeError:
+        raise MalformedHeader("headers must be a mapping or (name, value) pairs") from None
+    for pair in iterator:
+        # ASGI allows any two-item iterable per header; tuples and lists cover servers.
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise MalformedHeader("headers must be a mapping or (name, value) pairs")
+        raw_name, raw_value = pair
         if type(raw_name) is str:
             name = raw_name.lower()
         elif isinstance(raw_name, (bytes, bytearray)):
