@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import attrs
 
+from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
 
 __all__ = ["CorsDecision", "CorsPolicy"]
@@ -290,9 +291,9 @@ class CorsPolicy:
         if origin is None:
             return CorsDecision(False, False, list(self._vary_simple), "no_origin")
         if not isinstance(origin, str) or not origin.isascii() or len(origin) > MAX_ORIGIN_LENGTH:
-            return CorsDecision(False, is_preflight, list(vary), "invalid_origin")
+            return _refused(is_preflight, vary, "invalid_origin", origin)
         if not self.origin_allowed(origin):
-            return CorsDecision(False, is_preflight, list(vary), "origin_not_allowed")
+            return _refused(is_preflight, vary, "origin_not_allowed", origin)
         allow_origin = "*" if self._any_origin else origin
         if not is_preflight:
             headers = [("Access-Control-Allow-Origin", allow_origin), *self._simple_allowed, *vary]
@@ -304,7 +305,7 @@ class CorsPolicy:
             access_control_request_private_network,
         )
         if refusal is not None:
-            return CorsDecision(False, True, list(vary), refusal)
+            return _refused(True, vary, refusal, origin)
         headers = [("Access-Control-Allow-Origin", allow_origin), *self._preflight_allowed]
         if self.allow_private_network and _is_true(access_control_request_private_network):
             headers.append(("Access-Control-Allow-Private-Network", "true"))
@@ -360,6 +361,14 @@ class CorsPolicy:
         if "null" in self._exact:
             warnings.append("the 'null' origin is shared by every sandboxed iframe and file: page")
         return warnings
+
+
+def _refused(
+    is_preflight: bool, vary: tuple[tuple[str, str], ...], reason: str, origin: object
+) -> CorsDecision:
+    # Reported for the security log; the origin is cleaned (and cut) by the audit module.
+    emit(AuditEvent.CORS_REJECTED, reason=reason, origin=origin, preflight=is_preflight)
+    return CorsDecision(False, is_preflight, list(vary), reason)
 
 
 def _is_true(value: str | None) -> bool:

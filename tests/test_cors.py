@@ -190,3 +190,12 @@ def test_decide_never_raises_and_allows_only_listed_origins(
         assert "Origin" in dict(decision.headers)["Vary"]
     else:
         assert "Access-Control-Allow-Origin" not in dict(decision.headers)
+
+
+def test_refusals_are_audited(audit_records: list[Any]) -> None:
+    """Refused origins and preflights emit cors.rejected with the reason."""
+    POLICIES["creds"].decide("GET", "https://evil.example")
+    POLICIES["creds"].decide("OPTIONS", "https://app.example.com", "TRACE")
+    reasons = [r.reason for r in audit_records if r.event == "cors.rejected"]
+    assert reasons == ["origin_not_allowed", "method_not_allowed"]
+    assert audit_records[0].details["origin"] == "https://evil.example"
