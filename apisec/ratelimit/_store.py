@@ -97,6 +97,7 @@ class MemoryStore:
         if now is None:
             now = self._clock()
         data = self._data
+        fresh = False
         with self._locks[hash(key) & (_STRIPES - 1)]:
             entry = data.get(key)
             state = entry[0] if entry is not None and entry[1] > now else None
@@ -104,11 +105,13 @@ class MemoryStore:
             if new_state is not None:
                 # Re-insert so dict order tracks the last write: eviction under
                 # memory pressure then drops the least recently used keys first.
-                data.pop(key, None)
+                fresh = data.pop(key, None) is None
                 data[key] = (new_state, now + outcome.reset_after)
-                self._writes += 1
-        if self._writes >= self._SWEEP_EVERY or len(data) > self._max:
-            self._sweep(now)
+        # Only new keys grow the dict: count them, and sweep outside the lock.
+        if fresh:
+            self._writes += 1
+            if self._writes >= self._SWEEP_EVERY or len(data) > self._max:
+                self._sweep(now)
         return outcome
 
     def evaluate(
