@@ -380,3 +380,27 @@ def test_sync_and_async_stores_are_not_mixed(redis_client: redis.Redis) -> None:
         TokenService(KEY, issuer=ISS, audience=AUD, store=async_store)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="TokenService"):
         AsyncTokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(redis_client))  # type: ignore[arg-type]
+
+
+def test_redis_cluster_store(redis_cluster: Any) -> None:
+    """On a real three-node cluster, rotation, reuse detection and revoke_subject work."""
+    client = redis_cluster.client()
+    try:
+        service = TokenService(
+            KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client, prefix="ct:")
+        )
+        pairs = [service.issue(f"user{i}") for i in range(12)]
+        rotated = [service.refresh(p.refresh_token) for p in pairs]
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(pairs[0].refresh_token)
+        with pytest.raises(RevokedToken):
+            service.refresh(rotated[0].refresh_token)
+        service.revoke_subject("user1")
+        with pytest.raises(RevokedToken):
+            service.refresh(rotated[1].refresh_token)
+        assert service.refresh(rotated[2].refresh_token).access_token
+        families = {p.refresh_token[3:25] for p in pairs}
+        nodes = {client.get_node_from_key(f"ct:{{{f}}}:f").port for f in families}
+        assert len(nodes) > 1  # the families really live on different nodes
+    finally:
+        client.close()
