@@ -179,3 +179,16 @@ def test_denials_are_audited(audit_records: list[Any]) -> None:
     assert record.event == "ratelimit.denied"
     assert record.principal == "203.0.113.7"
     assert record.reason == "login"
+
+
+def test_sliding_window_keeps_its_log_sorted_when_the_clock_steps_back() -> None:
+    """A clock stepping backwards inserts admissions in order; the bound still holds."""
+    algorithm = SlidingWindow(3, 10)
+    state, _ = algorithm.evaluate(None, 100.0, 1)
+    state, _ = algorithm.evaluate(state, 104.0, 1)
+    state, outcome = algorithm.evaluate(state, 102.0, 1)  # the clock went back 2 s
+    assert state == (100.0, 102.0, 104.0)
+    assert outcome.remaining == 0
+    _, denied = algorithm.evaluate(state, 103.0, 1)
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(7.0)  # the entry at 100 leaves at 110

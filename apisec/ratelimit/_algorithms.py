@@ -168,11 +168,15 @@ class SlidingWindow(Algorithm):
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         log = state or ()
         # Entries at or before now - window have left the window.
-        live = log[bisect.bisect_right(log, now - self.window) :]
+        first = bisect.bisect_right(log, now - self.window)
+        live = log[first:] if first else log
         if len(live) + cost <= self.limit:
             if cost:
-                position = bisect.bisect_right(live, now)
-                live = (*live[:position], *([now] * cost), *live[position:])
+                if not live or live[-1] <= now:  # the usual case: time moves forward
+                    live = live + (now,) * cost
+                else:
+                    position = bisect.bisect_right(live, now)
+                    live = (*live[:position], *([now] * cost), *live[position:])
             remaining = self.limit - len(live)
             reset_after = live[-1] + self.window - now if live else 0.0
             return live, _new(Outcome, (True, remaining, max(reset_after, 0.0), None, None))
