@@ -33,6 +33,7 @@ from apisec.ratelimit import (
     MemoryStore,
     RateLimiter,
     SlidingWindow,
+    SlidingWindowCounter,
     TokenBucket,
 )
 from apisec.ratelimit.redis import RedisStore
@@ -68,6 +69,7 @@ def memory(rounds: int, number: int) -> None:
     ours = {
         "apisec FixedWindow": RateLimiter(FixedWindow(HUGE, 60), MemoryStore()),
         "apisec SlidingWindow (exact)": RateLimiter(SlidingWindow(HUGE, 1), MemoryStore()),
+        "apisec SlidingWindowCounter": RateLimiter(SlidingWindowCounter(HUGE, 60), MemoryStore()),
         "apisec TokenBucket": RateLimiter(TokenBucket(HUGE, 1000), MemoryStore()),
         "apisec LeakyBucket": RateLimiter(LeakyBucket(HUGE, 1000), MemoryStore()),
     }
