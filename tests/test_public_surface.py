@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 import apisec
+import apisec.ratelimit
 
 EXPECTED_TOP_LEVEL = [
     "ApiKeyService",
@@ -106,3 +107,24 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_redis_stores_are_importable_from_their_packages_lazily() -> None:
+    """The contract names (apisec.ratelimit.RedisStore...) resolve, loading redis only then."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apisec.ratelimit as r, apisec.tokens as t, apisec.apikeys as a;"
+        "assert 'redis' not in sys.modules;"
+        "from apisec.ratelimit import RedisStore, AsyncRedisStore;"
+        "from apisec.tokens import RedisRefreshTokenStore, AsyncRedisRefreshTokenStore;"
+        "from apisec.apikeys import RedisApiKeyStore, AsyncRedisApiKeyStore;"
+        "from apisec.webhooks import RedisReplayGuard, AsyncRedisReplayGuard;"
+        "assert 'redis' in sys.modules;"
+        "print(RedisStore.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "apisec.ratelimit.redis"
+    with pytest.raises(AttributeError):
+        _ = apisec.ratelimit.NoSuchStore

@@ -14,6 +14,8 @@ Redis stores live in :mod:`apisec.apikeys.redis`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from apisec.apikeys._format import is_well_formed, key_pattern
 from apisec.apikeys._hashing import Peppers, hash_api_key
 from apisec.apikeys._records import (
@@ -45,6 +47,9 @@ def generate_api_key(
     return ApiKeyService(default_prefix=prefix).create(owner, **options)  # type: ignore[arg-type]
 
 
+if TYPE_CHECKING:
+    from apisec.apikeys.redis import AsyncRedisApiKeyStore, RedisApiKeyStore
+
 __all__ = [
     "ApiKeyNotFound",
     "ApiKeyRecord",
@@ -52,12 +57,14 @@ __all__ = [
     "ApiKeyStore",
     "AsyncApiKeyService",
     "AsyncApiKeyStore",
+    "AsyncRedisApiKeyStore",
     "AsyncSQLiteApiKeyStore",
     "InsufficientScope",
     "InvalidApiKey",
     "MemoryApiKeyStore",
     "NewApiKey",
     "Peppers",
+    "RedisApiKeyStore",
     "SQLiteApiKeyStore",
     "generate_api_key",
     "hash_api_key",
@@ -65,3 +72,15 @@ __all__ = [
     "key_pattern",
     "require_scopes",
 ]
+
+_REDIS_NAMES = frozenset(["AsyncRedisApiKeyStore", "RedisApiKeyStore"])
+
+
+def __getattr__(name: str) -> object:
+    # The Redis stores import redis-py, so they load on first use only:
+    # ``import apisec.apikeys`` works without the ``redis`` extra.
+    if name in _REDIS_NAMES:
+        import apisec.apikeys.redis  # noqa: PLC0415
+
+        return getattr(apisec.apikeys.redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,8 @@ Redis stores live in :mod:`apisec.ratelimit.redis`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from apisec.ratelimit._algorithms import (
     Algorithm,
     FixedWindow,
@@ -34,10 +36,14 @@ from apisec.ratelimit._limiter import (
 )
 from apisec.ratelimit._store import AsyncRateLimitStore, LimitRequest, MemoryStore, RateLimitStore
 
+if TYPE_CHECKING:
+    from apisec.ratelimit.redis import AsyncRedisStore, RedisStore
+
 __all__ = [
     "Algorithm",
     "AsyncRateLimitStore",
     "AsyncRateLimiter",
+    "AsyncRedisStore",
     "AsyncTieredRateLimiter",
     "Decision",
     "FixedWindow",
@@ -48,9 +54,22 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimitStore",
     "RateLimiter",
+    "RedisStore",
     "SlidingWindow",
     "SlidingWindowCounter",
     "TieredRateLimiter",
     "TokenBucket",
     "apply_requests",
 ]
+
+_REDIS_NAMES = frozenset(["AsyncRedisStore", "RedisStore"])
+
+
+def __getattr__(name: str) -> object:
+    # The Redis stores import redis-py, so they load on first use only:
+    # ``import apisec.ratelimit`` works without the ``redis`` extra.
+    if name in _REDIS_NAMES:
+        import apisec.ratelimit.redis  # noqa: PLC0415
+
+        return getattr(apisec.ratelimit.redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,8 @@ Redis stores live in :mod:`apisec.tokens.redis`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, jwk_thumbprint
 from apisec.tokens._service import AsyncTokenService, Claims, TokenPair, TokenService
@@ -29,7 +31,11 @@ from apisec.tokens._stores import (
     RefreshTokenStore,
 )
 
+if TYPE_CHECKING:
+    from apisec.tokens.redis import AsyncRedisRefreshTokenStore, RedisRefreshTokenStore
+
 __all__ = [
+    "AsyncRedisRefreshTokenStore",
     "AsyncRefreshTokenStore",
     "AsyncTokenService",
     "Claims",
@@ -39,6 +45,7 @@ __all__ = [
     "InvalidToken",
     "KeyRing",
     "MemoryRefreshTokenStore",
+    "RedisRefreshTokenStore",
     "RefreshRecord",
     "RefreshTokenStore",
     "RevokedToken",
@@ -48,3 +55,15 @@ __all__ = [
     "TokenService",
     "jwk_thumbprint",
 ]
+
+_REDIS_NAMES = frozenset(["AsyncRedisRefreshTokenStore", "RedisRefreshTokenStore"])
+
+
+def __getattr__(name: str) -> object:
+    # The Redis stores import redis-py, so they load on first use only:
+    # ``import apisec.tokens`` works without the ``redis`` extra.
+    if name in _REDIS_NAMES:
+        import apisec.tokens.redis  # noqa: PLC0415
+
+        return getattr(apisec.tokens.redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

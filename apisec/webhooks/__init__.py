@@ -25,6 +25,8 @@ Redis replay guards live in :mod:`apisec.webhooks.redis`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from apisec.webhooks._errors import (
     InvalidSignature,
     MalformedHeader,
@@ -38,12 +40,17 @@ from apisec.webhooks._keys import generate_keypair, generate_secret
 from apisec.webhooks._replay import AsyncReplayGuard, MemoryReplayGuard, ReplayGuard
 from apisec.webhooks._service import WebhookSigner, WebhookVerifier
 
+if TYPE_CHECKING:
+    from apisec.webhooks.redis import AsyncRedisReplayGuard, RedisReplayGuard
+
 __all__ = [
+    "AsyncRedisReplayGuard",
     "AsyncReplayGuard",
     "InvalidSignature",
     "MalformedHeader",
     "MemoryReplayGuard",
     "MissingHeader",
+    "RedisReplayGuard",
     "ReplayGuard",
     "ReplayedWebhook",
     "StaleTimestamp",
@@ -54,3 +61,15 @@ __all__ = [
     "generate_keypair",
     "generate_secret",
 ]
+
+_REDIS_NAMES = frozenset(["AsyncRedisReplayGuard", "RedisReplayGuard"])
+
+
+def __getattr__(name: str) -> object:
+    # The Redis stores import redis-py, so they load on first use only:
+    # ``import apisec.webhooks`` works without the ``redis`` extra.
+    if name in _REDIS_NAMES:
+        import apisec.webhooks.redis  # noqa: PLC0415
+
+        return getattr(apisec.webhooks.redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
