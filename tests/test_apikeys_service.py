@@ -352,3 +352,14 @@ def test_sync_and_async_stores_do_not_mix(tmp_path: Path) -> None:
         ApiKeyService(AsyncSQLiteApiKeyStore(tmp_path / "a.db"))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         AsyncApiKeyService(MemoryApiKeyStore())  # type: ignore[arg-type]
+
+
+def test_record_exposes_the_contract_short_names(clock: FakeClock) -> None:
+    """record.hash, .created, .expires and .revoked mirror the stored fields."""
+    service = ApiKeyService(clock=clock)
+    new = service.create("acct", expires_in=60)
+    record = new.record
+    assert record.hash == record.key_hash and record.hash.startswith("sha256$")
+    assert record.created == clock() and record.expires == clock() + 60
+    assert record.revoked is False
+    assert service.revoke(record.id).revoked is True

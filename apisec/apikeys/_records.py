@@ -40,6 +40,24 @@ class ApiKeyRecord:
     last_used_at: float | None = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
 
+    # Short names used by the design contract ("id, prefix, hash, owner, scopes,
+    # created, expires, revoked").
+    @property
+    def hash(self) -> str:
+        return self.key_hash
+
+    @property
+    def created(self) -> float:
+        return self.created_at
+
+    @property
+    def expires(self) -> float | None:
+        return self.expires_at
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
     def is_active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
