@@ -171,3 +171,19 @@ def test_redis_cluster_keeps_each_decision_on_one_node(redis_cluster: Any) -> No
         assert limiter.hit("user-0").allowed
     finally:
         client.close()
+
+
+def test_store_prefix_namespaces_every_key(redis_client: redis.Redis) -> None:
+    """A store prefix keeps two applications on one Redis apart."""
+    clock = FakeClock(100.0)
+    a = RateLimiter(FixedWindow(1, 60), RedisStore(redis_client, prefix="app-a:"), clock=clock)
+    b = RateLimiter(FixedWindow(1, 60), RedisStore(redis_client, prefix="app-b:"), clock=clock)
+    assert a.hit("k").allowed and b.hit("k").allowed
+    assert not a.hit("k").allowed
+    assert sorted(k.decode()[:6] for k in redis_client.scan_iter("*")) == ["app-a:", "app-b:"]
+    a.reset("k")
+    assert a.hit("k").allowed and not b.hit("k").allowed
+    from apisec import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        RedisStore(redis_client, prefix="{tag}")

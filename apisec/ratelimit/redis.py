@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from apisec._redis import redis_errors
+from apisec.errors import ConfigurationError
 from apisec.ratelimit._algorithms import Algorithm, Outcome
 from apisec.ratelimit._store import LimitRequest
 
@@ -196,6 +197,12 @@ return table.concat(results, ' ')
 """
 
 
+def _check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+        raise ConfigurationError("a store prefix is a string without braces (hash tags)")
+    return prefix
+
+
 def _now_arg(now: float | None) -> bytes:
     return b"" if now is None else repr(float(now)).encode()
 
@@ -236,36 +243,43 @@ class RedisStore:
 
     Args:
         client: ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+        prefix: a namespace put before every key (e.g. ``"myapp:"``).
     """
 
-    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.cluster.RedisCluster, *, prefix: str = ""
+    ) -> None:
         self._client = client
+        self._prefix = _check_prefix(prefix)
         self._script = client.register_script(SCRIPT)
 
     def evaluate(
         self, requests: Sequence[LimitRequest], now: float | None, peek: bool
     ) -> list[Outcome]:
         with redis_errors("rate limit"):
-            reply = self._script(keys=[r.key for r in requests], args=_args(requests, now, peek))
+            reply = self._script(
+                keys=[self._prefix + r.key for r in requests], args=_args(requests, now, peek)
+            )
         return _outcomes(reply)
 
     def evaluate_one(self, key: str, algorithm: Algorithm, cost: int, now: float | None) -> Outcome:
         """One limit, one round trip (the limiter's shortcut)."""
         with redis_errors("rate limit"):
-            reply = self._script(keys=[key], args=_one_args(algorithm, cost, now))
+            reply = self._script(keys=[self._prefix + key], args=_one_args(algorithm, cost, now))
         return _outcomes(reply)[0]
 
     def clear(self, keys: Sequence[str]) -> None:
         with redis_errors("rate limit reset"):
             for key in keys:  # one key per call: keys may sit on different Cluster slots
-                self._client.delete(key)
+                self._client.delete(self._prefix + key)
 
 
 class AsyncRedisStore:
     """The ``redis.asyncio`` twin of :class:`RedisStore`."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "") -> None:
         self._client = client
+        self._prefix = _check_prefix(prefix)
         self._script = client.register_script(SCRIPT)
 
     async def evaluate(
@@ -273,7 +287,7 @@ class AsyncRedisStore:
     ) -> list[Outcome]:
         with redis_errors("rate limit"):
             reply = await self._script(
-                keys=[r.key for r in requests], args=_args(requests, now, peek)
+                keys=[self._prefix + r.key for r in requests], args=_args(requests, now, peek)
             )
         return _outcomes(reply)
 
@@ -281,10 +295,12 @@ class AsyncRedisStore:
         self, key: str, algorithm: Algorithm, cost: int, now: float | None
     ) -> Outcome:
         with redis_errors("rate limit"):
-            reply = await self._script(keys=[key], args=_one_args(algorithm, cost, now))
+            reply = await self._script(
+                keys=[self._prefix + key], args=_one_args(algorithm, cost, now)
+            )
         return _outcomes(reply)[0]
 
     async def clear(self, keys: Sequence[str]) -> None:
         with redis_errors("rate limit reset"):
             for key in keys:
-                await self._client.delete(key)
+                await self._client.delete(self._prefix + key)
