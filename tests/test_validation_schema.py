@@ -214,6 +214,8 @@ def test_schema_mistakes_are_configuration_errors() -> None:
         validate(dict, {})
     with pytest.raises(ConfigurationError):
         list_of(int, default=[])
+    with pytest.raises(ConfigurationError):
+        string(pattern="(unclosed")
 
 
 @given(

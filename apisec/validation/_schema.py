@@ -252,10 +252,14 @@ def string(
     """A string field: trimmed and NFC-normalized, lengths, a full-match pattern, choices."""
     if normalize not in (None, "NFC", "NFKC", "NFD", "NFKD"):
         raise ConfigurationError("normalize must be NFC, NFKC, NFD, NFKD or None")
+    try:
+        compiled = None if pattern is None else re.compile(pattern)
+    except re.error as exc:
+        raise ConfigurationError(f"pattern does not compile: {exc}") from exc
     spec = _String(
         min_length=min_length,
         max_length=max_length,
-        pattern=None if pattern is None else re.compile(pattern),
+        pattern=compiled,
         trim=trim,
         normalize=normalize,
         choices=None if choices is None else frozenset(choices),
