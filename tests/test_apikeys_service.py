@@ -242,9 +242,16 @@ def test_failures_are_audited_with_their_reason(
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"owner": ""}, {"owner": "x" * 300}, {"scopes": ["has space"]}, {"scopes": [""]},
-     {"prefix": "bad-prefix"}, {"expires_in": 0}, {"expires_in": -5}],
-)  # fmt: skip
+    [
+        {"owner": ""},
+        {"owner": "x" * 300},
+        {"scopes": ["has space"]},
+        {"scopes": [""]},
+        {"prefix": "bad-prefix"},
+        {"expires_in": 0},
+        {"expires_in": -5},
+    ],
+)
 def test_bad_create_arguments(service: ApiKeyService, kwargs: dict[str, Any]) -> None:
     """Invalid owners, scopes, prefixes and lifetimes are refused."""
     args: dict[str, Any] = {"owner": "acct", **kwargs}
@@ -363,3 +370,20 @@ def test_record_exposes_the_contract_short_names(clock: FakeClock) -> None:
     assert record.created == clock() and record.expires == clock() + 60
     assert record.revoked is False
     assert service.revoke(record.id).revoked is True
+
+
+def test_a_dead_redis_fails_closed() -> None:
+    """With Redis unreachable, authenticate raises StoreError (503), never lets a key through."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from apisec import StoreError
+    from tests.support.redis_server import free_loopback_port
+
+    client = redis.Redis(
+        port=free_loopback_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+    service = ApiKeyService(RedisApiKeyStore(client))
+    with pytest.raises(StoreError) as caught:
+        service.authenticate(generate_api_key().plaintext)
+    assert caught.value.status == 503
