@@ -257,6 +257,8 @@ class SecurityHeaders:
     overrides: Mapping[str, str | None] = attrs.field(factory=dict)
     remove: tuple[str, ...] = ("Server", "X-Powered-By")
     headers: list[tuple[str, str]] = attrs.field(init=False)
+    #: Lower-case names of the headers to strip, for adapters (computed once).
+    remove_lower: frozenset[str] = attrs.field(init=False)
 
     @csp.default
     def _default_csp(self) -> ContentSecurityPolicy | None:
@@ -299,11 +301,7 @@ class SecurityHeaders:
             values[name] = value
         rendered = [(name, value) for name, value in values.items() if value is not None]
         object.__setattr__(self, "headers", rendered)
-
-    @property
-    def remove_lower(self) -> frozenset[str]:
-        """Lower-case names of the headers to strip, for adapters."""
-        return frozenset(name.lower() for name in self.remove)
+        object.__setattr__(self, "remove_lower", frozenset(name.lower() for name in self.remove))
 
 
 @attrs.frozen(kw_only=True)

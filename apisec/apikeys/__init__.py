@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from apisec._lazy import lazy_attributes
 from apisec.apikeys._format import is_well_formed, key_pattern
 from apisec.apikeys._hashing import Peppers, hash_api_key
 from apisec.apikeys._records import (
@@ -73,14 +74,8 @@ __all__ = [
     "require_scopes",
 ]
 
-_REDIS_NAMES = frozenset(["AsyncRedisApiKeyStore", "RedisApiKeyStore"])
 
-
-def __getattr__(name: str) -> object:
-    # The Redis stores import redis-py, so they load on first use only:
-    # ``import apisec.apikeys`` works without the ``redis`` extra.
-    if name in _REDIS_NAMES:
-        import apisec.apikeys.redis  # noqa: PLC0415
-
-        return getattr(apisec.apikeys.redis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The Redis stores import redis-py, so they load on first use only.
+__getattr__ = lazy_attributes(
+    __name__, "apisec.apikeys.redis", ["AsyncRedisApiKeyStore", "RedisApiKeyStore"]
+)

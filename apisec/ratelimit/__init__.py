@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from apisec._lazy import lazy_attributes
 from apisec.ratelimit._algorithms import (
     Algorithm,
     FixedWindow,
@@ -62,14 +63,6 @@ __all__ = [
     "apply_requests",
 ]
 
-_REDIS_NAMES = frozenset(["AsyncRedisStore", "RedisStore"])
 
-
-def __getattr__(name: str) -> object:
-    # The Redis stores import redis-py, so they load on first use only:
-    # ``import apisec.ratelimit`` works without the ``redis`` extra.
-    if name in _REDIS_NAMES:
-        import apisec.ratelimit.redis  # noqa: PLC0415
-
-        return getattr(apisec.ratelimit.redis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The Redis stores import redis-py, so they load on first use only.
+__getattr__ = lazy_attributes(__name__, "apisec.ratelimit.redis", ["AsyncRedisStore", "RedisStore"])

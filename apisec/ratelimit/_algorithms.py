@@ -113,14 +113,8 @@ class Algorithm:
         return self.name or f"{self.quota}-per-{self.window:g}s"
 
 
-class FixedWindow(Algorithm):
-    """At most ``limit`` units per window, windows aligned to the epoch.
-
-    >>> FixedWindow(100, 60).evaluate(None, 30.0, 1)[1]
-    Outcome(allowed=True, remaining=99, reset_after=30.0, retry_after=None, queue_delay=None)
-    """
-
-    lua_id = 1
+class _Windowed(Algorithm):
+    """Shared configuration of the window algorithms: ``limit`` units per ``window`` seconds."""
 
     def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
         self.limit = int(_positive(limit, "limit", integer=True))
@@ -129,7 +123,42 @@ class FixedWindow(Algorithm):
         self.name = _policy_name(name)
 
     def __repr__(self) -> str:
-        return f"FixedWindow(limit={self.limit}, window={self.window:g})"
+        return f"{type(self).__name__}(limit={self.limit}, window={self.window:g})"
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.limit), self.window
+
+
+class _Bucket(Algorithm):
+    """Shared configuration of the buckets: ``capacity`` units and a rate per second."""
+
+    _rate_name: ClassVar[str]
+    capacity: int
+    _rate: float
+
+    def _setup(self, capacity: int, rate: float, name: str | None) -> float:
+        self.capacity = int(_positive(capacity, "capacity", integer=True))
+        self._rate = _positive(rate, self._rate_name)
+        self.quota = self.capacity
+        self.window = self.capacity / self._rate
+        self.name = _policy_name(name)
+        return self._rate
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(capacity={self.capacity}, {self._rate_name}={self._rate:g})"
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.capacity), self._rate
+
+
+class FixedWindow(_Windowed):
+    """At most ``limit`` units per window, windows aligned to the epoch.
+
+    >>> FixedWindow(100, 60).evaluate(None, 30.0, 1)[1]
+    Outcome(allowed=True, remaining=99, reset_after=30.0, retry_after=None, queue_delay=None)
+    """
+
+    lua_id = 1
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         start = math.floor(now / self.window) * self.window
@@ -144,26 +173,14 @@ class FixedWindow(Algorithm):
             Outcome, (False, int(self.limit - count), reset_after, _up(reset_after), None)
         )
 
-    def lua_params(self) -> tuple[float, float]:
-        return float(self.limit), self.window
 
-
-class SlidingWindow(Algorithm):
+class SlidingWindow(_Windowed):
     """Exact sliding window: never more than ``limit`` units in any ``window`` seconds.
 
     Keeps one timestamp per admitted unit (memory grows with ``limit``).
     """
 
     lua_id = 2
-
-    def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
-        self.limit = int(_positive(limit, "limit", integer=True))
-        self.window = _positive(window, "window")
-        self.quota = self.limit
-        self.name = _policy_name(name)
-
-    def __repr__(self) -> str:
-        return f"SlidingWindow(limit={self.limit}, window={self.window:g})"
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         log = state or ()
@@ -188,11 +205,8 @@ class SlidingWindow(Algorithm):
             False, self.limit - len(live), max(reset_after, 0.0), _up(max(retry_after, 0.0))
         )
 
-    def lua_params(self) -> tuple[float, float]:
-        return float(self.limit), self.window
 
-
-class TokenBucket(Algorithm):
+class TokenBucket(_Bucket):
     """A bucket of ``capacity`` tokens refilled at ``refill_rate`` per second.
 
     Allows bursts up to ``capacity``; over any interval ``T`` at most
@@ -201,15 +215,10 @@ class TokenBucket(Algorithm):
 
     lua_id = 3
 
-    def __init__(self, capacity: int, refill_rate: float, *, name: str | None = None) -> None:
-        self.capacity = int(_positive(capacity, "capacity", integer=True))
-        self.refill_rate = _positive(refill_rate, "refill_rate")
-        self.quota = self.capacity
-        self.window = self.capacity / self.refill_rate
-        self.name = _policy_name(name)
+    _rate_name = "refill_rate"
 
-    def __repr__(self) -> str:
-        return f"TokenBucket(capacity={self.capacity}, refill_rate={self.refill_rate:g})"
+    def __init__(self, capacity: int, refill_rate: float, *, name: str | None = None) -> None:
+        self.refill_rate = self._setup(capacity, refill_rate, name)
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         if state is None:
@@ -224,11 +233,8 @@ class TokenBucket(Algorithm):
         reset_after = (self.capacity - tokens) / self.refill_rate
         return None, _new(Outcome, (False, math.floor(tokens), reset_after, retry_after, None))
 
-    def lua_params(self) -> tuple[float, float]:
-        return float(self.capacity), self.refill_rate
 
-
-class LeakyBucket(Algorithm):
+class LeakyBucket(_Bucket):
     """The leaky bucket as a meter: ``capacity`` units draining at ``leak_rate`` per second.
 
     A request that fits is admitted; its :attr:`Outcome.queue_delay` says
@@ -238,15 +244,10 @@ class LeakyBucket(Algorithm):
 
     lua_id = 4
 
-    def __init__(self, capacity: int, leak_rate: float, *, name: str | None = None) -> None:
-        self.capacity = int(_positive(capacity, "capacity", integer=True))
-        self.leak_rate = _positive(leak_rate, "leak_rate")
-        self.quota = self.capacity
-        self.window = self.capacity / self.leak_rate
-        self.name = _policy_name(name)
+    _rate_name = "leak_rate"
 
-    def __repr__(self) -> str:
-        return f"LeakyBucket(capacity={self.capacity}, leak_rate={self.leak_rate:g})"
+    def __init__(self, capacity: int, leak_rate: float, *, name: str | None = None) -> None:
+        self.leak_rate = self._setup(capacity, leak_rate, name)
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         level = (
@@ -263,11 +264,8 @@ class LeakyBucket(Algorithm):
         remaining = math.floor(self.capacity - level)
         return None, _new(Outcome, (False, remaining, level / self.leak_rate, retry_after, delay))
 
-    def lua_params(self) -> tuple[float, float]:
-        return float(self.capacity), self.leak_rate
 
-
-class SlidingWindowCounter(Algorithm):
+class SlidingWindowCounter(_Windowed):
     """Approximate sliding window in constant memory (two counters).
 
     The previous window's count is weighted by how much of it still overlaps
@@ -278,15 +276,6 @@ class SlidingWindowCounter(Algorithm):
     """
 
     lua_id = 5
-
-    def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
-        self.limit = int(_positive(limit, "limit", integer=True))
-        self.window = _positive(window, "window")
-        self.quota = self.limit
-        self.name = _policy_name(name)
-
-    def __repr__(self) -> str:
-        return f"SlidingWindowCounter(limit={self.limit}, window={self.window:g})"
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         window = self.window
@@ -335,9 +324,6 @@ class SlidingWindowCounter(Algorithm):
         if current + cost <= self.limit:
             return next_start
         return next_start + window - (self.limit - cost) * window / current
-
-    def lua_params(self) -> tuple[float, float]:
-        return float(self.limit), self.window
 
 
 def peek_outcome(algorithm: Algorithm, state: State | None, now: float) -> Outcome:

@@ -224,14 +224,8 @@ class RateLimiter(_LimiterCore):
         """Spend ``cost`` units for ``key`` if every limit allows it."""
         one = self._one
         if one is not None and type(cost) is int and 0 <= cost <= self._quota:
-            # The hot path: one limit; each step below saves a call per decision.
-            keys = self._key_cache.get(key) if type(key) is str else None
-            store_key = keys[0] if keys is not None else self._keys(key)[0]
-            clock = self._clock
             try:
-                outcome = one(
-                    store_key, self.algorithms[0], cost, None if clock is None else clock()
-                )
+                outcome = one(self._keys(key)[0], self.algorithms[0], cost, self._now())
             except StoreError as exc:
                 return self._degraded(exc)
             return self._single_decision(outcome, key)

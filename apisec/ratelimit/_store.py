@@ -97,22 +97,33 @@ class MemoryStore:
         if now is None:
             now = self._clock()
         data = self._data
-        fresh = False
-        with self._locks[hash(key) & (_STRIPES - 1)]:
+        new_keys = 0
+        with self._locks[self._stripe(key)]:
             entry = data.get(key)
             state = entry[0] if entry is not None and entry[1] > now else None
             new_state, outcome = algorithm.evaluate(state, now, cost)
             if new_state is not None:
-                # Re-insert so dict order tracks the last write: eviction under
-                # memory pressure then drops the least recently used keys first.
-                fresh = data.pop(key, None) is None
-                data[key] = (new_state, now + outcome.reset_after)
-        # Only new keys grow the dict: count them, and sweep outside the lock.
-        if fresh:
-            self._writes += 1
-            if self._writes >= self._SWEEP_EVERY or len(data) > self._max:
-                self._sweep(now)
+                new_keys = self._put(key, new_state, now + outcome.reset_after)
+        if new_keys:
+            self._grew(new_keys, now)
         return outcome
+
+    def _put(self, key: str, state: State, expires: float) -> int:
+        """Write under the key's lock; 1 if the key is new, else 0.
+
+        The key is re-inserted so dict order tracks the last write: eviction
+        under memory pressure then drops the least recently used keys first.
+        """
+        data = self._data
+        fresh = data.pop(key, None) is None
+        data[key] = (state, expires)
+        return 1 if fresh else 0
+
+    def _grew(self, new_keys: int, now: float) -> None:
+        """Only new keys grow the dict: count them, and sweep (outside any lock)."""
+        self._writes += new_keys
+        if self._writes >= self._SWEEP_EVERY or len(self._data) > self._max:
+            self._sweep(now)
 
     def evaluate(
         self, requests: Sequence[LimitRequest], now: float | None, peek: bool
@@ -121,21 +132,23 @@ class MemoryStore:
             now = self._clock()
         if len(requests) == 1:
             with self._locks[self._stripe(requests[0].key)]:
-                outcomes = self._apply(requests, now, peek)
+                outcomes, new_keys = self._apply(requests, now, peek)
         else:
             stripes = sorted({self._stripe(r.key) for r in requests})  # fixed order: no deadlock
             for index in stripes:
                 self._locks[index].acquire()
             try:
-                outcomes = self._apply(requests, now, peek)
+                outcomes, new_keys = self._apply(requests, now, peek)
             finally:
                 for index in reversed(stripes):
                     self._locks[index].release()
-        if self._writes >= self._SWEEP_EVERY or len(self._data) > self._max:
-            self._sweep(now)
+        if new_keys:
+            self._grew(new_keys, now)
         return outcomes
 
-    def _apply(self, requests: Sequence[LimitRequest], now: float, peek: bool) -> list[Outcome]:
+    def _apply(
+        self, requests: Sequence[LimitRequest], now: float, peek: bool
+    ) -> tuple[list[Outcome], int]:
         data = self._data
         states: list[State | None] = []
         for request in requests:
@@ -144,12 +157,11 @@ class MemoryStore:
         new_states, outcomes = apply_requests(
             [r.algorithm for r in requests], states, now, [r.cost for r in requests], peek=peek
         )
+        new_keys = 0
         for request, state, outcome in zip(requests, new_states, outcomes, strict=True):
             if state is not None:
-                data.pop(request.key, None)
-                data[request.key] = (state, now + outcome.reset_after)
-                self._writes += 1
-        return outcomes
+                new_keys += self._put(request.key, state, now + outcome.reset_after)
+        return outcomes, new_keys
 
     def _sweep(self, now: float) -> None:
         """Evict expired keys, then the least recently written, down to ``max_keys``.

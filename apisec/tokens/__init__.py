@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from apisec._lazy import lazy_attributes
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, jwk_thumbprint
 from apisec.tokens._service import AsyncTokenService, Claims, TokenPair, TokenService
@@ -56,14 +57,8 @@ __all__ = [
     "jwk_thumbprint",
 ]
 
-_REDIS_NAMES = frozenset(["AsyncRedisRefreshTokenStore", "RedisRefreshTokenStore"])
 
-
-def __getattr__(name: str) -> object:
-    # The Redis stores import redis-py, so they load on first use only:
-    # ``import apisec.tokens`` works without the ``redis`` extra.
-    if name in _REDIS_NAMES:
-        import apisec.tokens.redis  # noqa: PLC0415
-
-        return getattr(apisec.tokens.redis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The Redis stores import redis-py, so they load on first use only.
+__getattr__ = lazy_attributes(
+    __name__, "apisec.tokens.redis", ["AsyncRedisRefreshTokenStore", "RedisRefreshTokenStore"]
+)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from apisec._lazy import lazy_attributes
 from apisec.webhooks._errors import (
     InvalidSignature,
     MalformedHeader,
@@ -62,14 +63,8 @@ __all__ = [
     "generate_secret",
 ]
 
-_REDIS_NAMES = frozenset(["AsyncRedisReplayGuard", "RedisReplayGuard"])
 
-
-def __getattr__(name: str) -> object:
-    # The Redis stores import redis-py, so they load on first use only:
-    # ``import apisec.webhooks`` works without the ``redis`` extra.
-    if name in _REDIS_NAMES:
-        import apisec.webhooks.redis  # noqa: PLC0415
-
-        return getattr(apisec.webhooks.redis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The Redis stores import redis-py, so they load on first use only.
+__getattr__ = lazy_attributes(
+    __name__, "apisec.webhooks.redis", ["AsyncRedisReplayGuard", "RedisReplayGuard"]
+)
