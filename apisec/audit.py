@@ -23,9 +23,12 @@ records.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Final
 
 from apisec.errors import ConfigurationError
@@ -35,6 +38,7 @@ __all__ = [
     "REDACTED",
     "AuditEvent",
     "RedactingFilter",
+    "audit_context",
     "emit",
     "redact",
 ]
@@ -171,6 +175,34 @@ _LEVELS = {
 }
 
 
+# (client, principal) of the request being handled, set by the adapters.
+_CONTEXT: ContextVar[tuple[object, object]] = ContextVar("apisec_audit", default=(None, None))
+
+
+@contextlib.contextmanager
+def audit_context(*, client: object = None, principal: object = None) -> Iterator[None]:
+    """Fill in ``client`` and ``principal`` of every event emitted inside the block.
+
+    The adapters wrap each request in it, so an event raised deep in the core
+    (a bad API key, a denied hit) still says who and where from. Explicit
+    arguments to :func:`emit` win; nested blocks keep what they do not set.
+
+    >>> with audit_context(client="203.0.113.9"):
+    ...     emit(AuditEvent.AUTH_FAILURE, reason="expired")  # client filled in
+    """
+    outer_client, outer_principal = _CONTEXT.get()
+    token = _CONTEXT.set(
+        (
+            outer_client if client is None else client,
+            outer_principal if principal is None else principal,
+        )
+    )
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
 def emit(
     event: AuditEvent | str,
     *,
@@ -200,6 +232,10 @@ def emit(
     record_level = _LEVELS.get(name, logging.WARNING) if level is None else level
     if not logger.isEnabledFor(record_level):
         return
+    if principal is None or client is None:
+        context_client, context_principal = _CONTEXT.get()
+        principal = context_principal if principal is None else principal
+        client = context_client if client is None else client
     fields = {
         "event": name,
         "principal": _clean(principal),

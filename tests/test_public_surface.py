@@ -62,6 +62,7 @@ PUBLIC_MODULES = [
     "apisec.validation",
     "apisec.passwords",
     "apisec.login",
+    "apisec.clientaddr",
 ]
 
 
