@@ -83,6 +83,7 @@ class ApiSecError(Exception):
         self.extensions: Mapping[str, Any] = dict(extensions or {})
         self._headers = tuple(headers)
 
+    @property
     def headers(self) -> list[tuple[str, str]]:
         """HTTP response headers that go with this error's response."""
         return list(self._headers)

@@ -106,8 +106,8 @@ def on_redis(rounds: int, number: int) -> None:
             return fixed.get_window_stats(item, key)
 
         contenders: dict[str, Callable[[str], object]] = {
-            "apisec FixedWindow hit+headers": lambda key: ours.hit(key).headers(),
-            "apisec TokenBucket hit+headers": lambda key: ours_bucket.hit(key).headers(),
+            "apisec FixedWindow hit+headers": lambda key: ours.hit(key).headers,
+            "apisec TokenBucket hit+headers": lambda key: ours_bucket.hit(key).headers,
             "limits hit+get_window_stats": limits_with_headers,
             "raw INCR (floor)": client.incr,
         }

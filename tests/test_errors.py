@@ -105,8 +105,8 @@ def test_type_base_gives_specific_types_and_titles() -> None:
 def test_error_headers_are_carried_for_the_adapter() -> None:
     """Headers given to an error come back from headers()."""
     err = AuthenticationError(headers=[("WWW-Authenticate", 'Bearer realm="api"')])
-    assert err.headers() == [("WWW-Authenticate", 'Bearer realm="api"')]
-    assert ClientError().headers() == []
+    assert err.headers == [("WWW-Authenticate", 'Bearer realm="api"')]
+    assert ClientError().headers == []
 
 
 def test_validation_error_renders_every_field_as_a_422() -> None:

@@ -175,7 +175,7 @@ def test_lockout_after_n_failures_and_reset_on_success() -> None:
     assert caught.value.status == 429
     retry = caught.value.decision.retry_after
     assert retry is not None and 0 < retry <= 900
-    assert ("Retry-After", str(int(-(-retry // 1)))) in caught.value.headers()
+    assert ("Retry-After", str(int(-(-retry // 1)))) in caught.value.headers
     clock.advance(900)
     guard.attempt("ada", "192.0.2.10", lambda: True)
     assert [fail(guard, "ada") for _ in range(5)] == ["invalid"] * 5  # the count restarted

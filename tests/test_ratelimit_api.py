@@ -25,7 +25,7 @@ from apisec.testing import FakeClock
 def test_headers_when_allowed_and_denied() -> None:
     """Allowed decisions carry X-RateLimit-* and IETF fields; denied ones add Retry-After."""
     limiter = RateLimiter(FixedWindow(2, 60, name="per-minute"), clock=FakeClock(30.0))
-    allowed = dict(limiter.hit("k").headers())
+    allowed = dict(limiter.hit("k").headers)
     assert allowed == {
         "X-RateLimit-Limit": "2",
         "X-RateLimit-Remaining": "1",
@@ -35,7 +35,7 @@ def test_headers_when_allowed_and_denied() -> None:
     }
     limiter.hit("k")
     denied = limiter.hit("k")
-    headers = dict(denied.headers())
+    headers = dict(denied.headers)
     assert headers["Retry-After"] == "30"
     assert headers["X-RateLimit-Remaining"] == "0"
 
@@ -47,7 +47,7 @@ def test_retry_after_header_rounds_up() -> None:
     limiter.hit("k")
     denied = limiter.hit("k")
     assert denied.retry_after == pytest.approx(2.5)
-    assert dict(denied.headers())["Retry-After"] == "3"
+    assert dict(denied.headers)["Retry-After"] == "3"
 
 
 def test_default_policy_names_describe_the_limit() -> None:
@@ -65,7 +65,7 @@ def test_rate_limit_exceeded_problem() -> None:
     assert err.status == 429
     body = err.to_problem().to_dict()
     assert body["status"] == 429 and body["retry_after"] == 10 and body["limit"] == 1
-    assert ("Retry-After", "10") in err.headers()
+    assert ("Retry-After", "10") in err.headers
     assert limiter.check(limiter.peek("other")).allowed
 
 

@@ -208,7 +208,7 @@ def test_multiple_limits_are_all_or_nothing(store: RateLimitStore) -> None:
     assert not denied.allowed
     assert denied.policy == "small"
     assert only_big.peek(key).remaining == 7  # the denied hit did not spend big's quota
-    headers = dict(denied.headers())
+    headers = dict(denied.headers)
     assert headers["RateLimit-Policy"] == '"big";q=10;w=100, "small";q=3;w=100'
     assert headers["RateLimit"].startswith('"small";r=0;')
 

@@ -558,5 +558,5 @@ def test_problem_and_challenge(service: TokenService) -> None:
         service.verify("x.y.z")
     err = caught.value
     assert err.status == 401
-    assert ("WWW-Authenticate", 'Bearer error="invalid_token"') in err.headers()
+    assert ("WWW-Authenticate", 'Bearer error="invalid_token"') in err.headers
     assert err.to_problem().detail == "The access token is invalid or expired."

@@ -7,7 +7,7 @@
 >>> denied = limiter.hit("user_1")
 >>> denied.allowed, denied.retry_after
 (False, 1.0)
->>> dict(denied.headers())["Retry-After"]
+>>> dict(denied.headers)["Retry-After"]
 '1'
 
 Redis stores live in :mod:`apisec.ratelimit.redis`.

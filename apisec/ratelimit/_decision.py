@@ -37,6 +37,7 @@ class Decision(NamedTuple):
     queue_delay: float | None = None
     degraded: bool = False
 
+    @property
     def headers(self) -> list[tuple[str, str]]:
         """``X-RateLimit-*``, ``Retry-After`` (when denied) and the IETF ``RateLimit`` fields."""
         remaining = max(self.remaining, 0)
@@ -74,6 +75,6 @@ class RateLimitExceeded(ClientError):
         super().__init__(
             message or f"rate limit {decision.policy!r} exceeded",
             extensions={"policy": decision.policy, "limit": decision.limit, "retry_after": retry},
-            headers=decision.headers(),
+            headers=decision.headers,
         )
         self.decision = decision
