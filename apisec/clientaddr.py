@@ -200,6 +200,29 @@ class TrustedProxies:
             return self._from_count(hops, peer_text)
         return self._from_networks(hops, peer_text)
 
+    def scheme(self, peer: str | None, scheme: str, forwarded_proto: Sequence[str] = ()) -> str:
+        """The scheme the client used: ``X-Forwarded-Proto`` from a trusted proxy, else ``scheme``.
+
+        >>> TrustedProxies(count=1).scheme("10.0.0.1", "http", ["https"])
+        'https'
+        >>> TrustedProxies().scheme("10.0.0.1", "http", ["https"])
+        'http'
+        """
+        if not self.enabled or not forwarded_proto:
+            return scheme
+        if self.networks:
+            peer_ip = canonical_ip(peer)
+            if peer_ip is None or not self._trusted(peer_ip):
+                return scheme
+        joined = ",".join(forwarded_proto)
+        if len(joined) > _MAX_FORWARDED_TEXT:
+            return scheme
+        parts = [part.strip(" \t").lower() for part in joined.split(",")]
+        index = -self.count if self.count else -1
+        if len(parts) < abs(index) or parts[index] not in ("http", "https"):
+            return scheme
+        return parts[index]
+
     def _from_count(self, hops: list[str], peer_text: str | None) -> str | None:
         # The last `count` entries were appended by our proxies; fewer means
         # the request did not come through all of them: believe nothing.

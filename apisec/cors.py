@@ -28,9 +28,9 @@ from typing import NamedTuple
 import attrs
 
 from apisec.audit import AuditEvent, emit
-from apisec.errors import ConfigurationError
+from apisec.errors import ConfigurationError, PermissionDenied
 
-__all__ = ["CorsDecision", "CorsPolicy"]
+__all__ = ["CorsDecision", "CorsPolicy", "CorsRejected"]
 
 SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 MAX_ORIGIN_LENGTH = 2048
@@ -67,6 +67,22 @@ class CorsDecision(NamedTuple):
     is_preflight: bool
     headers: list[tuple[str, str]]
     reason: str | None = None
+
+
+class CorsRejected(PermissionDenied):
+    """A refused CORS preflight, as the adapters answer it: 403 with the reason code.
+
+    The reason (``origin_not_allowed``, ``method_not_allowed``,
+    ``header_not_allowed``...) helps a front-end developer; the policy itself
+    (which origins are allowed) is never echoed.
+    """
+
+    slug = "cors-rejected"
+    title = "CORS request refused"
+    default_detail = "The cross-origin request is not allowed by this API's CORS policy."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"CORS preflight refused: {reason}", extensions={"reason": reason})
 
 
 def _normalize_origin(origin: str) -> str:

@@ -11,6 +11,7 @@ HTTP status it stands for and renders itself as an RFC 9457 problem with
     └── ClientError                  400  the request is at fault
         ├── AuthenticationError      401  missing or bad credentials
         ├── PermissionDenied         403  authenticated, but not allowed
+        ├── NotFound                 404  no such resource (or not yours to know of)
         ├── PayloadTooLarge          413  body over the configured cap
         └── ValidationError          422  input failed validation (carries FieldErrors)
 
@@ -42,6 +43,7 @@ __all__ = [
     "ClientError",
     "ConfigurationError",
     "MalformedProblem",
+    "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
     "StoreError",
@@ -163,6 +165,15 @@ class PermissionDenied(ClientError):
     slug = "forbidden"
     title = "Forbidden"
     default_detail = "You do not have permission to perform this action."
+
+
+class NotFound(ClientError):
+    """The resource does not exist, or the caller may not learn that it does."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+    default_detail = "The requested resource was not found."
 
 
 class PayloadTooLarge(ClientError):

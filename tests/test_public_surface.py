@@ -63,6 +63,9 @@ PUBLIC_MODULES = [
     "apisec.passwords",
     "apisec.login",
     "apisec.clientaddr",
+    "apisec.authz",
+    "apisec.asgi",
+    "apisec.wsgi",
 ]
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import attrs
 
-from apisec.errors import AuthenticationError, ClientError, PermissionDenied
+from apisec.authz import InsufficientScope
+from apisec.errors import AuthenticationError, ClientError
 
 __all__ = ["ApiKeyNotFound", "ApiKeyRecord", "InsufficientScope", "InvalidApiKey", "NewApiKey"]
 
@@ -116,13 +117,6 @@ class InvalidApiKey(AuthenticationError):
     slug = "invalid-api-key"
     title = "Invalid API key"
     default_detail = "The API key is missing or invalid."
-
-
-class InsufficientScope(PermissionDenied):
-    """The key is valid but lacks a required scope."""
-
-    slug = "insufficient-scope"
-    default_detail = "The API key lacks a required scope."
 
 
 class ApiKeyNotFound(ClientError):

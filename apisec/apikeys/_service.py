@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from apisec import authz
 from apisec._clock import Clock, Duration, seconds, wall_clock
 from apisec._flows import Flow, adrive, drive
 from apisec.apikeys._format import RANDOM_CHARS, check_prefix, generate_key_text, split_key
@@ -15,7 +16,6 @@ from apisec.apikeys._hashing import Peppers, hash_api_key, hash_versions, same_h
 from apisec.apikeys._records import (
     ApiKeyNotFound,
     ApiKeyRecord,
-    InsufficientScope,
     InvalidApiKey,
     NewApiKey,
 )
@@ -31,18 +31,11 @@ _MAX_OWNER = 256
 
 
 def require_scopes(record: ApiKeyRecord, *scopes: str) -> ApiKeyRecord:
-    """Return ``record`` if it holds every scope, else raise :class:`InsufficientScope` (403)."""
-    missing = sorted(set(scopes) - set(record.scopes))
-    if missing:
-        emit(
-            AuditEvent.PERMISSION_DENIED,
-            principal=record.id,
-            reason="scope",
-            missing=" ".join(missing),
-        )
-        raise InsufficientScope(
-            f"key {record.id} lacks scopes {missing}", extensions={"required_scopes": missing}
-        )
+    """Return ``record`` if it holds every scope, else raise ``InsufficientScope`` (403).
+
+    :func:`apisec.authz.require_scopes` does the same for any credential.
+    """
+    authz.require_scopes(record, *scopes)
     return record
 
 
