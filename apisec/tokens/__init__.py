@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from apisec._lazy import lazy_attributes
+from apisec.tokens._cookies import DuplicateCookie, RefreshCookie
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, jwk_thumbprint
 from apisec.tokens._service import AsyncTokenService, Claims, TokenPair, TokenService
@@ -42,11 +43,13 @@ __all__ = [
     "Claims",
     "ConsumeResult",
     "ConsumeStatus",
+    "DuplicateCookie",
     "ExpiredToken",
     "InvalidToken",
     "KeyRing",
     "MemoryRefreshTokenStore",
     "RedisRefreshTokenStore",
+    "RefreshCookie",
     "RefreshRecord",
     "RefreshTokenStore",
     "RevokedToken",
