@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 from apisec._lazy import lazy_attributes
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, jwk_thumbprint
-from apisec.tokens._service import AsyncTokenService, Claims, TokenPair, TokenService
+from apisec.tokens._service import (
+    AccessToken,
+    AsyncTokenService,
+    Claims,
+    TokenPair,
+    TokenService,
+)
 from apisec.tokens._stores import (
     AsyncRefreshTokenStore,
     ConsumeResult,
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from apisec.tokens.redis import AsyncRedisRefreshTokenStore, RedisRefreshTokenStore
 
 __all__ = [
+    "AccessToken",
     "AsyncRedisRefreshTokenStore",
     "AsyncRefreshTokenStore",
     "AsyncTokenService",
