@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from apisec import ConfigurationError
 from apisec.oauth import (
@@ -259,6 +261,17 @@ class TestCallback:
         with pytest.raises(InvalidCallback) as caught:
             client.parse_callback("code=abc&state=xyz", pending)
         assert caught.value.reason == "expired"
+
+
+@given(query=st.text(max_size=300) | st.binary(max_size=300).map(bytes))
+def test_arbitrary_callbacks_only_raise_oauth_errors(query: str | bytes) -> None:
+    """Any callback query is accepted with the right state or refused with a typed OAuth error."""
+    client = _rfc_client(FakeClock())
+    pending = client.authorization_request(state="xyz")
+    try:
+        client.parse_callback(query, pending)
+    except (InvalidCallback, AuthorizationError):
+        pass
 
 
 class TestIssuer:
