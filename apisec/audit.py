@@ -71,6 +71,8 @@ class AuditEvent(str, enum.Enum):
     LOGIN_FAILURE = "login.failure"
     LOGIN_LOCKED = "login.locked"
     STORE_FAILURE = "store.failure"
+    OAUTH_TOKEN_DENIED = "oauth.token_denied"
+    OAUTH_CALLBACK_REJECTED = "oauth.callback_rejected"
 
     def __str__(self) -> str:
         return self.value

@@ -66,6 +66,7 @@ PUBLIC_MODULES = [
     "apisec.authz",
     "apisec.asgi",
     "apisec.wsgi",
+    "apisec.oauth",
 ]
 
 
@@ -104,7 +105,7 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
     code = (
         "import sys, apisec, apisec.problems, apisec.audit, apisec.testing, apisec.webhooks,"
         " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers, apisec.ratelimit,"
-        " apisec.apikeys, apisec.validation, apisec.passwords, apisec.login;"
+        " apisec.apikeys, apisec.validation, apisec.passwords, apisec.login, apisec.oauth;"
         "bad = [m for m in ('redis', 'starlette', 'flask', 'django', 'pydantic', 'msgspec',"
         " 'argon2') if m in sys.modules];"
         "print(','.join(bad))"

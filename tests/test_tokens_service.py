@@ -114,6 +114,37 @@ def test_token_pair_repr_hides_tokens(service: TokenService) -> None:
     assert pair.to_dict()["token_type"] == "Bearer"
 
 
+class TestAccessTokenAlone:
+    def test_issue_access_token_stores_nothing(self, service: TokenService) -> None:
+        """issue_access_token gives a verifiable access token, no refresh token, no store write."""
+        token = service.issue_access_token("svc-1", scope="jobs:run", client_id="svc-1")
+        claims = service.verify(token.access_token)
+        assert claims.subject == "svc-1" and claims["client_id"] == "svc-1"
+        assert claims.scopes == {"jobs:run"} and claims["exp"] - claims["iat"] == 900
+        assert token.to_dict() == {
+            "access_token": token.access_token,
+            "token_type": "Bearer",
+            "expires_in": 900,
+        }
+        assert token.access_token not in repr(token)
+        assert len(service.store) == 0  # type: ignore[arg-type]
+
+    async def test_the_async_twin_issues_synchronously(self, hs_key: SigningKey) -> None:
+        """AsyncTokenService.issue_access_token is the same plain call (no I/O to await)."""
+        from apisec.tokens import AsyncTokenService
+
+        service = AsyncTokenService(hs_key, issuer=ISS, audience=AUD)
+        assert service.verify(service.issue_access_token("svc-2").access_token)["sub"] == "svc-2"
+
+    @pytest.mark.parametrize("claims", [{"sub": "x"}, {"exp": 1}, {"when": object()}])
+    def test_claims_are_checked_as_for_issue(
+        self, service: TokenService, claims: dict[str, Any]
+    ) -> None:
+        """Reserved or non-JSON claims are refused by issue_access_token as by issue."""
+        with pytest.raises(ConfigurationError):
+            service.issue_access_token("svc-1", **claims)
+
+
 @pytest.mark.parametrize("name", ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"])
 def test_reserved_claims_are_refused_at_issue(service: TokenService, name: str) -> None:
     """Callers cannot override registered claims."""

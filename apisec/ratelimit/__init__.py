@@ -28,7 +28,7 @@ from apisec.ratelimit._algorithms import (
     TokenBucket,
     apply_requests,
 )
-from apisec.ratelimit._decision import Decision, RateLimitExceeded
+from apisec.ratelimit._decision import Decision, RateLimitExceeded, ResetFormat
 from apisec.ratelimit._limiter import (
     AsyncRateLimiter,
     AsyncTieredRateLimiter,
@@ -56,6 +56,7 @@ __all__ = [
     "RateLimitStore",
     "RateLimiter",
     "RedisStore",
+    "ResetFormat",
     "SlidingWindow",
     "SlidingWindowCounter",
     "TieredRateLimiter",

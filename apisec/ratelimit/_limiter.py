@@ -7,11 +7,16 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from apisec._clock import Clock
+from apisec._clock import Clock, wall_clock
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, StoreError
 from apisec.ratelimit._algorithms import Algorithm, Outcome
-from apisec.ratelimit._decision import Decision, RateLimitExceeded
+from apisec.ratelimit._decision import (
+    Decision,
+    RateLimitExceeded,
+    ResetFormat,
+    check_reset_format,
+)
 from apisec.ratelimit._store import (
     AsyncRateLimitStore,
     LimitRequest,
@@ -53,6 +58,8 @@ class _LimiterCore:
         prefix: str = "rl",
         clock: Clock | None = None,
         on_store_error: OnStoreError = "raise",
+        reset_format: ResetFormat = "delta",
+        store: object = None,
     ) -> None:
         self.algorithms = _algorithms(algorithm)
         if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
@@ -61,12 +68,18 @@ class _LimiterCore:
             raise ConfigurationError("on_store_error must be 'raise', 'allow' or 'deny'")
         self.prefix = prefix
         self.on_store_error = on_store_error
+        self.reset_format = check_reset_format(reset_format)
         self._clock = clock
+        # The absolute reset formats need the decision's time even when the store
+        # keeps its own clock: the limiter's, else the store's, else the wall clock.
+        self._stamp: Clock | None = None
+        if self.reset_format != "delta" and clock is None:
+            self._stamp = getattr(store, "clock", None) or wall_clock
         self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
         self._key_cache: dict[str, list[str]] = {}
         first = self.algorithms[0]
         self._quota = min(a.quota for a in self.algorithms)
-        self._first = (first.quota, first.policy, first.window, self._policies)
+        self._first = (first.quota, first.policy, first.window, self._policies, self.reset_format)
 
     def _keys(self, key: str) -> list[str]:
         cached = self._key_cache.get(key) if type(key) is str else None
@@ -103,7 +116,14 @@ class _LimiterCore:
     def _now(self) -> float | None:
         return None if self._clock is None else self._clock()
 
-    def _decision(self, outcomes: list[Outcome], key: str, peek: bool) -> Decision:
+    def _decided_at(self, now: float | None) -> float | None:
+        if now is None and self._stamp is not None:
+            return self._stamp()
+        return now
+
+    def _decision(
+        self, outcomes: list[Outcome], key: str, peek: bool, now: float | None
+    ) -> Decision:
         if len(outcomes) == 1:
             index = 0
         elif all(o.allowed for o in outcomes):
@@ -119,23 +139,32 @@ class _LimiterCore:
         allowed = all(o.allowed for o in outcomes)
         retry_after = None if allowed else max(o.retry_after or 0.0 for o in outcomes)
         decision = Decision(
-            allowed,
-            algorithm.quota,
-            chosen.remaining,
-            chosen.reset_after,
-            retry_after,
-            algorithm.policy,
-            algorithm.window,
-            self._policies,
-            chosen.queue_delay,
+            allowed=allowed,
+            limit=algorithm.quota,
+            remaining=chosen.remaining,
+            reset_after=chosen.reset_after,
+            retry_after=retry_after,
+            policy=algorithm.policy,
+            window=algorithm.window,
+            policies=self._policies,
+            queue_delay=chosen.queue_delay,
+            reset_format=self.reset_format,
+            decided_at=self._decided_at(now),
         )
         if not allowed and not peek:
             emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=algorithm.policy)
         return decision
 
-    def _single_decision(self, outcome: Outcome, key: str) -> Decision:
-        """The decision of a one-limit limiter, built without the generic combination."""
-        quota, policy, window, policies = self._first
+    def _single_decision(self, outcome: Outcome, key: str, now: float | None) -> Decision:
+        """The decision of a one-limit limiter, built without the generic combination.
+
+        The one place that builds a :class:`Decision` positionally (the hot
+        path); ``tests/test_ratelimit_api.py`` pins it field by field against
+        the keyword-built decision, so a new field cannot shift silently.
+        """
+        quota, policy, window, policies, reset_format = self._first
+        if now is None and self._stamp is not None:
+            now = self._stamp()
         decision: Decision = _new(
             Decision,
             (
@@ -149,13 +178,15 @@ class _LimiterCore:
                 policies,
                 outcome[4],
                 False,
+                reset_format,
+                now,
             ),
         )
         if not outcome[0]:
             emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=policy)
         return decision
 
-    def _degraded(self, exc: StoreError) -> Decision:
+    def _degraded(self, exc: StoreError, now: float | None) -> Decision:
         if self.on_store_error == "raise":
             raise exc
         algorithm = self.algorithms[0]
@@ -165,15 +196,17 @@ class _LimiterCore:
             reason=f"rate limiter failing {'open' if allowed else 'closed'}",
         )
         return Decision(
-            allowed,
-            algorithm.quota,
-            algorithm.quota if allowed else 0,
-            0.0,
-            None if allowed else 1.0,
-            algorithm.policy,
-            algorithm.window,
-            self._policies,
+            allowed=allowed,
+            limit=algorithm.quota,
+            remaining=algorithm.quota if allowed else 0,
+            reset_after=0.0,
+            retry_after=None if allowed else 1.0,
+            policy=algorithm.policy,
+            window=algorithm.window,
+            policies=self._policies,
             degraded=True,
+            reset_format=self.reset_format,
+            decided_at=self._decided_at(now),
         )
 
     def check(self, decision: Decision) -> Decision:
@@ -196,6 +229,10 @@ class RateLimiter(_LimiterCore):
             server's clock for Redis stores, so skewed app servers agree).
         on_store_error: ``"raise"`` (``StoreError``), ``"allow"`` (fail open)
             or ``"deny"`` (fail closed); degraded decisions say so.
+        reset_format: how ``X-RateLimit-Reset`` is written: ``"delta"``
+            seconds (default), ``"epoch"`` seconds or ``"iso8601"`` UTC. The
+            absolute formats count from the limiter's clock, else the store's
+            ``clock`` attribute (``MemoryStore`` has one), else the wall clock.
 
     >>> from apisec.ratelimit import FixedWindow
     >>> from apisec.testing import FakeClock
@@ -212,9 +249,17 @@ class RateLimiter(_LimiterCore):
         clock: Clock | None = None,
         *,
         on_store_error: OnStoreError = "raise",
+        reset_format: ResetFormat = "delta",
     ) -> None:
-        super().__init__(algorithm, prefix=prefix, clock=clock, on_store_error=on_store_error)
         store = MemoryStore() if store is None else store
+        super().__init__(
+            algorithm,
+            prefix=prefix,
+            clock=clock,
+            on_store_error=on_store_error,
+            reset_format=reset_format,
+            store=store,
+        )
         if inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
             raise ConfigurationError("this store is async: use AsyncRateLimiter")
         self.store = store
@@ -224,26 +269,30 @@ class RateLimiter(_LimiterCore):
         """Spend ``cost`` units for ``key`` if every limit allows it."""
         one = self._one
         if one is not None and type(cost) is int and 0 <= cost <= self._quota:
+            clock = self._clock
+            now = None if clock is None else clock()
             try:
-                outcome = one(self._keys(key)[0], self.algorithms[0], cost, self._now())
+                outcome = one(self._keys(key)[0], self.algorithms[0], cost, now)
             except StoreError as exc:
-                return self._degraded(exc)
-            return self._single_decision(outcome, key)
+                return self._degraded(exc, now)
+            return self._single_decision(outcome, key, now)
         requests = self._requests(key, cost)
+        now = self._now()
         try:
-            outcomes = self.store.evaluate(requests, self._now(), False)
+            outcomes = self.store.evaluate(requests, now, False)
         except StoreError as exc:
-            return self._degraded(exc)
-        return self._decision(outcomes, key, peek=False)
+            return self._degraded(exc, now)
+        return self._decision(outcomes, key, False, now)
 
     def peek(self, key: str) -> Decision:
         """The decision a unit hit would get, without spending anything."""
         requests = self._requests(key, 1)
+        now = self._now()
         try:
-            outcomes = self.store.evaluate(requests, self._now(), True)
+            outcomes = self.store.evaluate(requests, now, True)
         except StoreError as exc:
-            return self._degraded(exc)
-        return self._decision(outcomes, key, peek=True)
+            return self._degraded(exc, now)
+        return self._decision(outcomes, key, True, now)
 
     def reset(self, key: str) -> None:
         """Forget everything about ``key``."""
@@ -261,10 +310,18 @@ class AsyncRateLimiter(_LimiterCore):
         clock: Clock | None = None,
         *,
         on_store_error: OnStoreError = "raise",
+        reset_format: ResetFormat = "delta",
     ) -> None:
-        super().__init__(algorithm, prefix=prefix, clock=clock, on_store_error=on_store_error)
         if store is None:
             store = _AsyncMemoryStore(MemoryStore())
+        super().__init__(
+            algorithm,
+            prefix=prefix,
+            clock=clock,
+            on_store_error=on_store_error,
+            reset_format=reset_format,
+            store=store,
+        )
         if not inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
             raise ConfigurationError("this store is synchronous: use RateLimiter")
         self.store = store
@@ -273,25 +330,29 @@ class AsyncRateLimiter(_LimiterCore):
     async def hit(self, key: str, cost: int = 1) -> Decision:
         one = self._one
         if one is not None and type(cost) is int and 0 <= cost <= self._quota:
+            clock = self._clock
+            now = None if clock is None else clock()
             try:
-                outcome = await one(self._keys(key)[0], self.algorithms[0], cost, self._now())
+                outcome = await one(self._keys(key)[0], self.algorithms[0], cost, now)
             except StoreError as exc:
-                return self._degraded(exc)
-            return self._single_decision(outcome, key)
+                return self._degraded(exc, now)
+            return self._single_decision(outcome, key, now)
         requests = self._requests(key, cost)
+        now = self._now()
         try:
-            outcomes = await self.store.evaluate(requests, self._now(), False)
+            outcomes = await self.store.evaluate(requests, now, False)
         except StoreError as exc:
-            return self._degraded(exc)
-        return self._decision(outcomes, key, peek=False)
+            return self._degraded(exc, now)
+        return self._decision(outcomes, key, False, now)
 
     async def peek(self, key: str) -> Decision:
         requests = self._requests(key, 1)
+        now = self._now()
         try:
-            outcomes = await self.store.evaluate(requests, self._now(), True)
+            outcomes = await self.store.evaluate(requests, now, True)
         except StoreError as exc:
-            return self._degraded(exc)
-        return self._decision(outcomes, key, peek=True)
+            return self._degraded(exc, now)
+        return self._decision(outcomes, key, True, now)
 
     async def reset(self, key: str) -> None:
         await self.store.clear(self._keys(key))
@@ -302,6 +363,7 @@ class _AsyncMemoryStore:
 
     def __init__(self, inner: MemoryStore) -> None:
         self.inner = inner
+        self.clock = inner.clock
 
     async def evaluate(
         self, requests: Sequence[LimitRequest], now: float | None, peek: bool
@@ -348,12 +410,18 @@ class TieredRateLimiter:
         clock: Clock | None = None,
         *,
         on_store_error: OnStoreError = "raise",
+        reset_format: ResetFormat = "delta",
     ) -> None:
         shared = MemoryStore() if store is None else store
         self.limiters: dict[str, RateLimiter] = _tier_limiters(
             tiers,
             lambda algorithms, tier_prefix: RateLimiter(
-                algorithms, shared, tier_prefix, clock, on_store_error=on_store_error
+                algorithms,
+                shared,
+                tier_prefix,
+                clock,
+                on_store_error=on_store_error,
+                reset_format=reset_format,
             ),
             prefix,
         )
@@ -382,12 +450,18 @@ class AsyncTieredRateLimiter:
         clock: Clock | None = None,
         *,
         on_store_error: OnStoreError = "raise",
+        reset_format: ResetFormat = "delta",
     ) -> None:
         shared = _AsyncMemoryStore(MemoryStore()) if store is None else store
         self.limiters: dict[str, AsyncRateLimiter] = _tier_limiters(
             tiers,
             lambda algorithms, tier_prefix: AsyncRateLimiter(
-                algorithms, shared, tier_prefix, clock, on_store_error=on_store_error
+                algorithms,
+                shared,
+                tier_prefix,
+                clock,
+                on_store_error=on_store_error,
+                reset_format=reset_format,
             ),
             prefix,
         )

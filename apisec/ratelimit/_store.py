@@ -81,6 +81,11 @@ class MemoryStore:
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._writes = 0
 
+    @property
+    def clock(self) -> Clock:
+        """The time source used when the limiter passes none."""
+        return self._clock
+
     def __len__(self) -> int:
         return len(self._data)
 

@@ -23,7 +23,13 @@ from apisec._lazy import lazy_attributes
 from apisec.tokens._cookies import DuplicateCookie, RefreshCookie
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, jwk_thumbprint
-from apisec.tokens._service import AsyncTokenService, Claims, TokenPair, TokenService
+from apisec.tokens._service import (
+    AccessToken,
+    AsyncTokenService,
+    Claims,
+    TokenPair,
+    TokenService,
+)
 from apisec.tokens._stores import (
     AsyncRefreshTokenStore,
     ConsumeResult,
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
     from apisec.tokens.redis import AsyncRedisRefreshTokenStore, RedisRefreshTokenStore
 
 __all__ = [
+    "AccessToken",
     "AsyncRedisRefreshTokenStore",
     "AsyncRefreshTokenStore",
     "AsyncTokenService",

@@ -37,7 +37,7 @@ from apisec.tokens._stores import (
     RefreshTokenStore,
 )
 
-__all__ = ["AsyncTokenService", "Claims", "TokenPair", "TokenService"]
+__all__ = ["AccessToken", "AsyncTokenService", "Claims", "TokenPair", "TokenService"]
 
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -62,6 +62,23 @@ class TokenPair:
             "token_type": self.token_type,
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
+        }
+
+
+@attrs.frozen
+class AccessToken:
+    """An access token issued alone, without a refresh token (hidden from ``repr``)."""
+
+    access_token: str = attrs.field(repr=False)
+    expires_in: int
+    token_type: str = "Bearer"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OAuth 2.0 token response members (RFC 6749 section 5.1), no refresh token."""
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
         }
 
 
@@ -194,6 +211,17 @@ class _TokenCore:
             "jti": _b64.encode(secrets.token_bytes(16)),
         }
         return _jws.serialize(header, _jws.dumps(body), key.sign)
+
+    def issue_access_token(self, subject: str, **claims: Any) -> AccessToken:
+        """An access token alone: no refresh token, nothing stored, no I/O.
+
+        For grants that must not get a refresh token, such as client
+        credentials (RFC 6749 section 4.4.3). Synchronous on both twins.
+        """
+        self._check_claims_in(subject, claims)
+        token = self._access_token(subject, claims, self._clock())
+        emit(AuditEvent.TOKEN_ISSUED, principal=subject, refresh=False)
+        return AccessToken(access_token=token, expires_in=math.ceil(self.access_ttl))
 
     def verify(self, access_token: str) -> Claims:
         """Verify an access token; return its claims or raise ``InvalidToken``.
