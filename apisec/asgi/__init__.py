@@ -20,6 +20,7 @@ from apisec.asgi._body import BodyLimitMiddleware
 from apisec.asgi._cors import CORSMiddleware
 from apisec.asgi._headers import SecurityHeadersMiddleware
 from apisec.asgi._https import HTTPSRedirectMiddleware
+from apisec.asgi._oauth import TokenEndpoint
 from apisec.asgi._problems import ProblemDetailsMiddleware
 from apisec.asgi._protect import protect
 from apisec.asgi._ratelimit import RateLimitMiddleware
@@ -38,6 +39,7 @@ __all__ = [
     "ProblemDetailsMiddleware",
     "RateLimitMiddleware",
     "SecurityHeadersMiddleware",
+    "TokenEndpoint",
     "WebhookMiddleware",
     "get_principal",
     "protect",

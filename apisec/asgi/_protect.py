@@ -11,12 +11,14 @@ from apisec.asgi._body import BodyLimitMiddleware
 from apisec.asgi._cors import CORSMiddleware
 from apisec.asgi._headers import SecurityHeadersMiddleware
 from apisec.asgi._https import HTTPSRedirectMiddleware
+from apisec.asgi._oauth import TokenEndpoint
 from apisec.asgi._problems import ProblemDetailsMiddleware
 from apisec.asgi._ratelimit import RateLimitMiddleware
 from apisec.asgi._webhooks import WebhookMiddleware
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
 from apisec.cors import CorsPolicy
 from apisec.headers import RouteLifecycles, SecurityHeaders
+from apisec.oauth import AsyncClientCredentialsEndpoint, ClientCredentialsEndpoint
 from apisec.ratelimit import AsyncRateLimiter, RateLimiter
 from apisec.tokens import AsyncTokenService, TokenService
 from apisec.webhooks import WebhookVerifier
@@ -40,6 +42,8 @@ def protect(
     principal_limiter: RateLimiter | AsyncRateLimiter | None = None,
     max_body: int | None = 1 << 20,
     webhooks: Mapping[str, WebhookVerifier] | None = None,
+    token_endpoint: AsyncClientCredentialsEndpoint | ClientCredentialsEndpoint | None = None,
+    token_path: str = "/oauth/token",  # noqa: S107 - a path, not a password
     https: bool = False,
     https_host: str | None = None,
     proxies: TrustedProxies | None = None,
@@ -61,7 +65,9 @@ def protect(
        authentication, so guessing credentials spends a budget.
     6. :class:`BodyLimitMiddleware` (``max_bytes=max_body``; None to skip).
     7. :class:`WebhookMiddleware` (``webhooks``: path to verifier) — those
-       paths are signed by their sender and need no token.
+       paths are signed by their sender and need no token — and
+       :class:`TokenEndpoint` (``token_endpoint`` at ``token_path``), which
+       authenticates OAuth clients itself.
     8. :class:`AuthMiddleware` (with ``tokens`` and/or ``keys``); ``public_paths``
        are served without credentials; ``scopes`` per path prefix.
     9. :class:`RateLimitMiddleware` per principal (``principal_limiter``).
@@ -79,12 +85,14 @@ def protect(
             keys=keys,
             api_key_header=api_key_header,
             accept_bearer_keys=accept_bearer_keys,
-            exclude_paths=[*public, *(webhooks or {})],
+            exclude_paths=[*public, *(webhooks or {})],  # signed by their senders
             scopes=scopes,
             proxies=proxies,
         )
     if webhooks:
         app = WebhookMiddleware(app, webhooks)
+    if token_endpoint is not None:
+        app = TokenEndpoint(app, token_endpoint, token_path)
     if max_body is not None:
         app = BodyLimitMiddleware(app, max_body)
     if client_limiter is not None:

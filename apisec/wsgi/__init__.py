@@ -18,6 +18,7 @@ from apisec.wsgi._body import BodyLimitMiddleware
 from apisec.wsgi._cors import CORSMiddleware
 from apisec.wsgi._headers import SecurityHeadersMiddleware
 from apisec.wsgi._https import HTTPSRedirectMiddleware
+from apisec.wsgi._oauth import TokenEndpoint
 from apisec.wsgi._problems import ProblemDetailsMiddleware
 from apisec.wsgi._protect import protect
 from apisec.wsgi._ratelimit import RateLimitMiddleware
@@ -35,6 +36,7 @@ __all__ = [
     "ProblemDetailsMiddleware",
     "RateLimitMiddleware",
     "SecurityHeadersMiddleware",
+    "TokenEndpoint",
     "WebhookMiddleware",
     "get_principal",
     "protect",

@@ -9,6 +9,7 @@ from apisec._types import WSGIApp
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
 from apisec.cors import CorsPolicy
 from apisec.headers import RouteLifecycles, SecurityHeaders
+from apisec.oauth import ClientCredentialsEndpoint
 from apisec.ratelimit import RateLimiter
 from apisec.tokens import TokenService
 from apisec.webhooks import WebhookVerifier
@@ -17,6 +18,7 @@ from apisec.wsgi._body import BodyLimitMiddleware
 from apisec.wsgi._cors import CORSMiddleware
 from apisec.wsgi._headers import SecurityHeadersMiddleware
 from apisec.wsgi._https import HTTPSRedirectMiddleware
+from apisec.wsgi._oauth import TokenEndpoint
 from apisec.wsgi._problems import ProblemDetailsMiddleware
 from apisec.wsgi._ratelimit import RateLimitMiddleware
 from apisec.wsgi._webhooks import WebhookMiddleware
@@ -40,6 +42,8 @@ def protect(
     principal_limiter: RateLimiter | None = None,
     max_body: int | None = 1 << 20,
     webhooks: Mapping[str, WebhookVerifier] | None = None,
+    token_endpoint: ClientCredentialsEndpoint | None = None,
+    token_path: str = "/oauth/token",  # noqa: S107 - a path, not a password
     https: bool = False,
     https_host: str | None = None,
     proxies: TrustedProxies | None = None,
@@ -66,12 +70,14 @@ def protect(
             keys=keys,
             api_key_header=api_key_header,
             accept_bearer_keys=accept_bearer_keys,
-            exclude_paths=[*public, *(webhooks or {})],
+            exclude_paths=[*public, *(webhooks or {})],  # signed by their senders
             scopes=scopes,
             proxies=proxies,
         )
     if webhooks:
         app = WebhookMiddleware(app, webhooks)
+    if token_endpoint is not None:
+        app = TokenEndpoint(app, token_endpoint, token_path)
     if max_body is not None:
         app = BodyLimitMiddleware(app, max_body)
     if client_limiter is not None:

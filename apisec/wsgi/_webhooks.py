@@ -46,17 +46,23 @@ def read_body(environ: Environ, max_bytes: int) -> bytes:
 def verified_body(environ: Environ, verifier: WebhookVerifier, max_bytes: int = 1 << 20) -> bytes:
     """Read the raw body once and verify it; ``wsgi.input`` then replays the same bytes."""
     body = read_body(environ, max_bytes)
-    verifier.verify(body, _webhook_headers(environ))
+    verifier.verify(body, request_headers(environ))
     _replay(environ, body)
     return body
 
 
-def _webhook_headers(environ: Environ) -> dict[str, str]:
-    return {
+def request_headers(environ: Environ) -> dict[str, str]:
+    """The request's headers as a lower-case name -> value dict (WSGI joins repeats)."""
+    headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
         if key.startswith("HTTP_") and isinstance(value, str)
     }
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        value = environ.get(key)
+        if isinstance(value, str) and value:
+            headers[name] = value
+    return headers
 
 
 def _replay(environ: Environ, body: bytes) -> None:
