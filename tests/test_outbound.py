@@ -285,6 +285,37 @@ class TestPinning:
         with client(resolver=dns, allow_networks=["127.0.0.0/8"]) as http:
             assert http.get(server.url(host="multi.example")).status_code == 200
 
+    def test_ipv6_literals_and_ipv6_answers_are_pinned_too(self) -> None:
+        """A bracketed ::1 URL and a name answering ::1 both reach the server on [::1]."""
+        with LoopbackServer("::1") as v6:
+            dns = Resolver(["::1"])
+            with client(resolver=dns, allow_networks=["::1/128"]) as http:
+                assert http.get(v6.url("/literal")).json()["host"] == f"[::1]:{v6.port}"
+                assert http.get(v6.url("/name", host="v6.example")).status_code == 200
+            with client(resolver=dns) as http, pytest.raises(UnsafeURL):
+                http.get(v6.url("/refused", host="v6.example"))
+        assert [s.path for s in v6.seen] == ["/literal", "/name"]
+        assert dns.calls == [("v6.example", v6.port), ("v6.example", v6.port)]
+
+    def test_the_backend_refuses_connections_nobody_vetted(self, server: LoopbackServer) -> None:
+        """The pinned backend opens nothing outside a vetted request, nor for another origin."""
+        import httpcore
+
+        from apisec.outbound import _PIN, _Pin, _PinnedBackend
+
+        backend = _PinnedBackend(httpcore.SyncBackend())
+        with pytest.raises(UnsafeURL) as caught:
+            backend.connect_tcp("127.0.0.1", server.port)
+        assert caught.value.reason == "not_vetted"
+        pin = _Pin("partner.example", 443, ("127.0.0.1",), deadline=1e9, clock=lambda: 0.0)
+        token = _PIN.set(pin)
+        try:
+            with pytest.raises(UnsafeURL):
+                backend.connect_tcp("127.0.0.1", server.port)
+        finally:
+            _PIN.reset(token)
+        assert server.seen == []
+
     def test_each_request_is_vetted_even_on_a_kept_alive_connection(
         self, server: LoopbackServer
     ) -> None:
