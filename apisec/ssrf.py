@@ -9,7 +9,9 @@ apisec.ssrf.UnsafeURL: loopback address 127.0.0.1
 ['93.184.215.14']
 
 The host is read the way browsers and HTTP clients read it (the WHATWG URL
-host parser): percent-decoding, IDNA mapping, and IPv4 numbers in decimal,
+host parser): percent-decoding, UTS #46 mapping (current Unicode, so
+lookalike digits and dots added after Unicode 3.2 map as a browser maps
+them), and IPv4 numbers in decimal,
 hex or octal with one to four parts (``2130706433``, ``0x7f.1``,
 ``0177.0.0.1``, ``127.1``). IPv6 literals are unwrapped when they carry an
 IPv4 address (mapped, compatible, NAT64, 6to4). Credentials in the URL,
@@ -19,26 +21,45 @@ refused outright.
 Names are resolved and *every* address must be public; the vetted addresses
 come back in :class:`SafeURL` so the caller can connect to exactly those,
 which defeats DNS rebinding between this check and the connection.
+:func:`acheck_url` is the asyncio twin: it resolves through the running loop.
+To have all of that done for every request and redirect hop of an httpx
+client, use :mod:`apisec.outbound`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import unquote
 
 import attrs
+import idna
 
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ClientError, ConfigurationError
 
-__all__ = ["Resolver", "SafeURL", "UnsafeURL", "check_url", "classify_ip", "system_resolver"]
+__all__ = [
+    "AsyncResolver",
+    "Resolver",
+    "SafeURL",
+    "UnsafeURL",
+    "acheck_url",
+    "async_system_resolver",
+    "check_url",
+    "classify_ip",
+    "system_resolver",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``resolver(host, port)`` returns the address strings ``host`` resolves to.
 Resolver = Callable[[str, int], Iterable[str]]
+#: ``await resolver(host, port)`` returns the address strings ``host`` resolves to.
+AsyncResolver = Callable[[str, int], Awaitable[Iterable[str]]]
 
 MAX_URL_LENGTH = 2048
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
@@ -101,6 +122,7 @@ _BLOCKED_NAMES = frozenset(
     }
 )
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+_FORBIDDEN_IN_HOST = frozenset("%/\\@:?#[] ")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]*")
 
@@ -169,6 +191,12 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+async def async_system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, through the running loop (never blocking it)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
 def _refuse(message: str, reason: str, host: str | None = None) -> UnsafeURL:
     emit(AuditEvent.SSRF_BLOCKED, reason=reason, host=host)
     return UnsafeURL(message, reason=reason)
@@ -224,24 +252,44 @@ def _split_netloc(netloc: str) -> tuple[str, str | None, bool]:
     return host, (port if sep else None), False
 
 
+def _has_forbidden(host: str) -> bool:
+    return any(c in _FORBIDDEN_IN_HOST or ord(c) < 0x21 for c in host)
+
+
 def _normalize_name(raw: str) -> str:
     try:
         host = unquote(raw, errors="strict") if "%" in raw else raw
     except UnicodeError as exc:
         raise _refuse("host has invalid percent-encoding", "invalid_host") from exc
-    if any(c in host for c in "%/\\@:?#[] ") or any(ord(c) < 0x21 for c in host):
+    if _has_forbidden(host):
         raise _refuse("forbidden character in host", "invalid_host", raw)
     if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise _refuse("host is not a valid internationalized name", "invalid_host") from exc
+        host = _uts46_to_ascii(host)
+        if _has_forbidden(host):
+            raise _refuse("forbidden character in host", "invalid_host", raw)
     host = host.lower()
     if host.endswith("."):
         host = host[:-1]
     if not host or len(host) > 253:
         raise _refuse("empty or overlong host", "invalid_host", raw)
     return host
+
+
+def _uts46_to_ascii(host: str) -> str:
+    """Map with UTS #46 (non-transitional, as WHATWG does), then Punycode what stays Unicode.
+
+    Python's own ``idna`` codec uses Unicode 3.2 tables: characters added
+    since (segmented or outlined digits, ...) would stay unmapped and pass as
+    a Punycode name while a browser reads the host as an IPv4 address.
+    """
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        return ".".join(
+            label if label.isascii() else idna.alabel(label).decode("ascii")
+            for label in mapped.split(".")
+        )
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _refuse("host is not a valid internationalized name", "invalid_host") from exc
 
 
 def _host_allowed(host: str, allow_hosts: frozenset[str]) -> bool:
@@ -259,6 +307,120 @@ def _normalize_allowlist(allow_hosts: Iterable[str]) -> frozenset[str]:
     return frozenset(h.lower().rstrip(".") for h in allow_hosts)
 
 
+def _networks(allow_networks: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    if isinstance(allow_networks, str):
+        raise ConfigurationError("allow_networks must be a collection of CIDRs, not one string")
+    networks: list[IPNetwork] = []
+    for item in allow_networks:
+        try:
+            if not isinstance(item, (str, _V4, _V6)):
+                raise TypeError(type(item).__name__)
+            network = ipaddress.ip_network(item)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"allow_networks: {item!r} is not a CIDR") from exc
+        if network.prefixlen == 0:
+            raise ConfigurationError("allow_networks: a whole address family cannot be allowed")
+        networks.append(network)
+    return tuple(networks)
+
+
+@attrs.frozen
+class _Pending:
+    """A vetted URL whose host name still has to be resolved."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+
+
+@attrs.frozen(kw_only=True)
+class _Policy:
+    """``check_url``'s options, validated once; the vetting steps around the resolve call.
+
+    ``start`` and ``finish`` hold all of the logic; ``check_url`` and
+    ``acheck_url`` (and the outbound transports) differ only in how they
+    call the resolver between the two.
+    """
+
+    schemes: frozenset[str]
+    allow_hosts: frozenset[str] | None = None
+    ports: frozenset[int] | None = None
+    networks: tuple[IPNetwork, ...] = ()
+    resolve: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        allowed_schemes: Iterable[str] = ("https",),
+        allow_hosts: Iterable[str] | None = None,
+        allowed_ports: Iterable[int] | None = None,
+        allow_networks: Iterable[str | IPNetwork] = (),
+        resolve: bool = True,
+    ) -> _Policy:
+        if isinstance(allowed_schemes, str):
+            raise ConfigurationError("allowed_schemes must be a collection, not one string")
+        return cls(
+            schemes=frozenset(s.lower() for s in allowed_schemes),
+            allow_hosts=None if allow_hosts is None else _normalize_allowlist(allow_hosts),
+            ports=None if allowed_ports is None else frozenset(allowed_ports),
+            networks=_networks(allow_networks),
+            resolve=resolve,
+        )
+
+    def start(self, url: str) -> SafeURL | _Pending:
+        """Everything before resolution: a finished :class:`SafeURL` for IP literals."""
+        scheme, netloc = _split_url(url, self.schemes)
+        raw_host, port_text, bracketed = _split_netloc(netloc)
+        port = _port(scheme, port_text, self.ports)
+        host, literal = _parse_host(raw_host, bracketed)
+        if self.allow_hosts is not None and not _host_allowed(host, self.allow_hosts):
+            raise _refuse(f"host {host} is not in the allowlist", "not_allowed", host)
+        if literal is not None:
+            target = SafeURL(url=url, scheme=scheme, host=host, port=port, addresses=(literal,))
+            return self._vetted(target)
+        if host in _BLOCKED_NAMES or host.endswith(".localhost"):
+            loopback = host == "localhost" or host.endswith(".localhost")
+            raise _refuse(f"host {host} is internal", "loopback" if loopback else "metadata", host)
+        if not self.resolve:
+            return SafeURL(url=url, scheme=scheme, host=host, port=port, addresses=())
+        return _Pending(url=url, scheme=scheme, host=host, port=port)
+
+    def finish(self, pending: _Pending, answers: Iterable[object]) -> SafeURL:
+        """Read the resolver's answers and vet every address."""
+        addresses = _addresses(pending.host, answers)
+        target = SafeURL(
+            url=pending.url,
+            scheme=pending.scheme,
+            host=pending.host,
+            port=pending.port,
+            addresses=addresses,
+        )
+        return self._vetted(target)
+
+    def _vetted(self, target: SafeURL) -> SafeURL:
+        for address in target.addresses:
+            why = classify_ip(address)
+            if why is not None and not self._permitted(address, why):
+                raise _refuse(f"{why.replace('_', '-')} address {address}", why, target.host)
+        return target
+
+    def _permitted(self, address: IPAddress, why: str) -> bool:
+        candidates = [address]
+        if isinstance(address, ipaddress.IPv6Address):
+            embedded = _embedded_ipv4(address)
+            if embedded is not None:
+                candidates.append(embedded)
+        return any(
+            candidate.version == network.version
+            and candidate in network
+            # Cloud metadata stays refused unless its own address is allowed.
+            and (why != "metadata" or network.num_addresses == 1)
+            for candidate in candidates
+            for network in self.networks
+        )
+
+
 def check_url(
     url: str,
     allowed_schemes: Iterable[str] = ("https",),
@@ -267,6 +429,7 @@ def check_url(
     *,
     resolver: Resolver | None = None,
     allowed_ports: Iterable[int] | None = None,
+    allow_networks: Iterable[str | IPNetwork] = (),
 ) -> SafeURL:
     """Vet ``url`` for server-side fetching.
 
@@ -279,6 +442,10 @@ def check_url(
         resolver: ``resolver(host, port) -> address strings``; defaults to the
             system resolver.
         allowed_ports: when given, only these ports may be used.
+        allow_networks: CIDRs deliberately permitted although internal (your
+            own services, loopback in tests). Cloud metadata addresses stay
+            refused unless listed on their own (``"169.254.169.254/32"``);
+            internal names such as ``localhost`` stay refused.
 
     Returns:
         The :class:`SafeURL`, with the vetted addresses to connect to.
@@ -288,31 +455,56 @@ def check_url(
             ``carrier_grade_nat``, ``link_local``, ``metadata``, ``multicast``,
             ``reserved``, ``unspecified``, ``unresolvable``, ``scheme``,
             ``credentials``, ``port``, ``not_allowed`` or ``invalid_host``.
+        ConfigurationError: for invalid options.
     """
-    allowlist = None if allow_hosts is None else _normalize_allowlist(allow_hosts)
-    scheme, netloc = _split_url(url, frozenset(s.lower() for s in allowed_schemes))
-    raw_host, port_text, bracketed = _split_netloc(netloc)
-    port = _port(scheme, port_text, None if allowed_ports is None else frozenset(allowed_ports))
-    host, literal = _parse_host(raw_host, bracketed)
+    policy = _Policy.build(allowed_schemes, allow_hosts, allowed_ports, allow_networks, resolve)
+    return _check(policy, url, resolver or system_resolver)
 
-    if allowlist is not None and not _host_allowed(host, allowlist):
-        raise _refuse(f"host {host} is not in the allowlist", "not_allowed", host)
 
-    if literal is not None:
-        addresses: tuple[IPAddress, ...] = (literal,)
-    else:
-        if host in _BLOCKED_NAMES or host.endswith(".localhost"):
-            loopback = host == "localhost" or host.endswith(".localhost")
-            raise _refuse(f"host {host} is internal", "loopback" if loopback else "metadata", host)
-        if not resolve:
-            return SafeURL(url=url, scheme=scheme, host=host, port=port, addresses=())
-        addresses = _resolve(host, port, resolver or system_resolver)
+async def acheck_url(
+    url: str,
+    allowed_schemes: Iterable[str] = ("https",),
+    allow_hosts: Iterable[str] | None = None,
+    resolve: bool = True,
+    *,
+    resolver: AsyncResolver | None = None,
+    allowed_ports: Iterable[int] | None = None,
+    allow_networks: Iterable[str | IPNetwork] = (),
+) -> SafeURL:
+    """The asyncio twin of :func:`check_url`: same options, same checks.
 
-    for address in addresses:
-        why = classify_ip(address)
-        if why is not None:
-            raise _refuse(f"{why.replace('_', '-')} address {address}", why, host)
-    return SafeURL(url=url, scheme=scheme, host=host, port=port, addresses=addresses)
+    Names are resolved through the running loop (``loop.getaddrinfo``, which
+    runs in the loop's executor) or with ``await resolver(host, port)``; a
+    resolver that is not a coroutine function is refused with
+    :class:`~apisec.ConfigurationError` rather than run on the loop.
+    """
+    policy = _Policy.build(allowed_schemes, allow_hosts, allowed_ports, allow_networks, resolve)
+    return await _acheck(policy, url, resolver or async_system_resolver)
+
+
+def _check(policy: _Policy, url: str, resolver: Resolver) -> SafeURL:
+    step = policy.start(url)
+    if isinstance(step, SafeURL):
+        return step
+    try:
+        answers = list(resolver(step.host, step.port))
+    except (OSError, UnicodeError) as exc:
+        raise _refuse(f"host {step.host} does not resolve", "unresolvable", step.host) from exc
+    return policy.finish(step, answers)
+
+
+async def _acheck(policy: _Policy, url: str, resolver: AsyncResolver) -> SafeURL:
+    step = policy.start(url)
+    if isinstance(step, SafeURL):
+        return step
+    pending = resolver(step.host, step.port)
+    if not inspect.isawaitable(pending):
+        raise ConfigurationError("acheck_url needs an async resolver (async def)")
+    try:
+        answers = list(await pending)
+    except (OSError, UnicodeError) as exc:
+        raise _refuse(f"host {step.host} does not resolve", "unresolvable", step.host) from exc
+    return policy.finish(step, answers)
 
 
 def _split_url(url: object, schemes: frozenset[str]) -> tuple[str, str]:
@@ -372,13 +564,9 @@ def _parse_host(raw_host: str, bracketed: bool) -> tuple[str, IPAddress | None]:
     return host, None
 
 
-def _resolve(host: str, port: int, resolver: Resolver) -> tuple[IPAddress, ...]:
-    try:
-        raw = list(resolver(host, port))
-    except (OSError, UnicodeError) as exc:
-        raise _refuse(f"host {host} does not resolve", "unresolvable", host) from exc
+def _addresses(host: str, answers: Iterable[object]) -> tuple[IPAddress, ...]:
     addresses: list[IPAddress] = []
-    for text in raw:
+    for text in answers:
         try:
             # Resolvers may append a zone to link-local results ("fe80::1%eth0").
             addresses.append(ipaddress.ip_address(str(text).split("%", 1)[0]))

@@ -67,6 +67,7 @@ PUBLIC_MODULES = [
     "apisec.asgi",
     "apisec.wsgi",
     "apisec.oauth",
+    "apisec.outbound",
 ]
 
 
@@ -98,7 +99,7 @@ def test_public_modules_declare_all(module_name: str) -> None:
 
 
 def test_import_does_not_pull_in_redis_or_frameworks() -> None:
-    """`import apisec` stays light: no redis, no web framework at import time."""
+    """`import apisec` stays light: no redis, no web framework, no httpx at import time."""
     import subprocess
     import sys
 
@@ -107,7 +108,7 @@ def test_import_does_not_pull_in_redis_or_frameworks() -> None:
         " apisec.pkce, apisec.ssrf, apisec.tokens, apisec.cors, apisec.headers, apisec.ratelimit,"
         " apisec.apikeys, apisec.validation, apisec.passwords, apisec.login, apisec.oauth;"
         "bad = [m for m in ('redis', 'starlette', 'flask', 'django', 'pydantic', 'msgspec',"
-        " 'argon2') if m in sys.modules];"
+        " 'argon2', 'httpx', 'httpcore', 'anyio') if m in sys.modules];"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

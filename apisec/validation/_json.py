@@ -14,7 +14,8 @@ __all__ = ["MalformedJSON", "UnsupportedMediaType", "parse_json"]
 DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
 DEFAULT_MAX_INT_DIGITS = 40
-_JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9.+-]+\+)?json", re.IGNORECASE)
+#: ``application/json`` and ``application/<anything>+json``.
+JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9.+-]+\+)?json", re.IGNORECASE)
 
 
 class MalformedJSON(ClientError):
@@ -119,7 +120,7 @@ def parse_json(
     """
     if content_type is not None:
         media_type = content_type.split(";", 1)[0].strip()
-        if _JSON_MEDIA_TYPE.fullmatch(media_type) is None:
+        if JSON_MEDIA_TYPE.fullmatch(media_type) is None:
             raise UnsupportedMediaType(f"content type {media_type[:60]!r} is not JSON")
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise MalformedJSON("the body must be bytes")
