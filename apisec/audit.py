@@ -58,7 +58,7 @@ REDACTED: Final = "[REDACTED]"
 _MAX_TEXT = 200
 #: Longer strings are cut here *before* redaction (bounding its cost); the
 #: partial word at the cut is dropped, so no credential is left half-seen.
-_MAX_SCAN = 20 * _MAX_TEXT
+_MAX_SCAN = 1024
 _MAX_NAME = 64
 
 logger = logging.getLogger(AUDIT_LOGGER_NAME)
