@@ -6,6 +6,8 @@ The main names are re-exported here; each concern lives in its own module
 
 from __future__ import annotations
 
+import logging
+
 from apisec.apikeys import ApiKeyService, InvalidApiKey
 from apisec.audit import AuditEvent
 from apisec.cors import CorsDecision, CorsPolicy
@@ -28,6 +30,10 @@ from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService
 from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
 
 __version__ = "0.1.0.dev0"
+
+# A library prints nothing by itself: without the application's logging setup,
+# records stop here instead of reaching Python's last-resort stderr handler.
+logging.getLogger("apisec").addHandler(logging.NullHandler())
 
 __all__ = [
     "ApiKeyService",

@@ -10,12 +10,20 @@ JSON formatter can ship as they are::
     ...      reason="expired")
 
 Nothing secret can reach a record: every value is cleaned before the record
-is built. Strings are cut to 200 characters, control characters escaped (no
-forged log lines), and anything shaped like a credential — a JWT, an
-``Authorization`` value, a long random-looking string such as an API key or
-webhook secret — is replaced by ``[REDACTED]``; so is every detail whose
-*name* says it is secret (``password``, ``token``, ``secret``...). Values
+is built. Anything shaped like a credential — a JWT, an ``Authorization``
+value, a long random-looking string such as an API key or webhook secret —
+is replaced by ``[REDACTED]``, control characters are escaped (no forged log
+lines), and only then are strings cut to 200 characters, so a credential
+never survives in part. Every detail whose *name* sounds secret
+(``password``, ``pw``, ``session``, ``code_verifier``, ``mfa_code``...) is
+redacted whatever its value; detail names are cleaned like values. Values
 that are not plain scalars are logged by type name only, never by ``repr``.
+
+Each event has a level (failures WARNING, token reuse and store failures
+ERROR, routine usage INFO); :func:`set_event_level` changes it for the
+whole process, e.g. to keep a flood of ``ratelimit.denied`` out of the
+WARNING stream. The ``apisec`` logger has a ``NullHandler``: nothing is
+printed unless the application configures logging.
 
 :class:`RedactingFilter` applies the same scrubbing to any other logger's
 records.
@@ -40,12 +48,18 @@ __all__ = [
     "RedactingFilter",
     "audit_context",
     "emit",
+    "event_level",
     "redact",
+    "set_event_level",
 ]
 
 AUDIT_LOGGER_NAME: Final = "apisec.audit"
 REDACTED: Final = "[REDACTED]"
 _MAX_TEXT = 200
+#: Longer strings are cut here *before* redaction (bounding its cost); the
+#: partial word at the cut is dropped, so no credential is left half-seen.
+_MAX_SCAN = 1024
+_MAX_NAME = 64
 
 logger = logging.getLogger(AUDIT_LOGGER_NAME)
 
@@ -93,16 +107,23 @@ _INFO_EVENTS = frozenset(
 )
 _CUSTOM_EVENT = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
-# Detail names that announce a secret. Identifiers and hints about a secret
-# (key_id, token_type, key_hint) are not secret and stay readable.
+# Detail names that announce a secret. A name is secret when, lower-cased and
+# stripped of separators, it contains one of _SECRET_NAME_PARTS, or when one of
+# its words (split at _ - . spaces and camelCase) is in _SECRET_NAME_WORDS.
+# Identifiers and hints about a secret (key_id, token_type, key_hint) stay
+# readable; a session's id never does: it is the credential itself.
 _SECRET_NAME_PARTS = (
     "password",
+    "passwd",
     "passphrase",
     "secret",
     "token",
     "authorization",
     "cookie",
+    "session",
+    "sessid",
     "apikey",
+    "privatekey",
     "private",
     "signature",
     "credential",
@@ -110,9 +131,30 @@ _SECRET_NAME_PARTS = (
     "jwt",
     "bearer",
     "plaintext",
+    "verifier",
+    "assertion",
+    "refresh",
+    "csrf",
+    "xsrf",
+    "mfa",
+    "totp",
+    "hotp",
+    "otp",
+    "hmac",
+    "cvv",
+    "cvc",
 )
-_SECRET_NAME_WORDS = frozenset({"pass", "pwd", "pin", "otp", "key", "auth"})
-_HARMLESS_NAME_SUFFIX = re.compile(r"_(id|hint|type|kind|count|prefix|alg)$", re.IGNORECASE)
+_SECRET_NAME_WORDS = frozenset(
+    {"pass", "pwd", "pw", "pin", "key", "auth", "code", "sid", "sig", "mac", "seed", "creds"}
+)
+_HARMLESS_LAST_WORDS = frozenset({"id", "hint", "type", "kind", "count", "prefix", "alg"})
+_NEVER_HARMLESS = ("session", "sessid", "cookie", "csrf", "xsrf")
+# "status_code" and friends name a public code, not a secret one.
+_PUBLIC_CODES = frozenset(
+    {"status", "error", "http", "response", "reason", "exit", "country", "currency", "language"}
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NAME_SPLIT = re.compile(r"[^a-z0-9]+")
 
 _SECRET_SHAPES = re.compile(
     r"""
@@ -144,37 +186,100 @@ def redact(text: str) -> str:
 Scalar = str | int | float | bool | None
 
 
+def _clean_text(text: str, limit: int = _MAX_TEXT) -> str:
+    """Redact, then cut: a credential at the cut is gone before it could be halved."""
+    if len(text) > _MAX_SCAN:
+        cut = text[:_MAX_SCAN]
+        if not cut[-1].isspace() and not text[_MAX_SCAN].isspace():
+            # Drop the word the cut runs through (rsplit, not a regex: linear time).
+            parts = cut.rsplit(None, 1)
+            cut = parts[0] if len(parts) == 2 else ""
+        text = cut + " …"
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _clean(value: object) -> Scalar:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, enum.Enum):
         return _clean(value.value)
     if isinstance(value, str):
-        if len(value) > _MAX_TEXT:
-            value = value[:_MAX_TEXT] + "…"
-        return redact(value)
+        return _clean_text(value)
     # Never repr an unknown object: it may hold a secret.
     return f"<{type(value).__name__}>"
 
 
 def _is_secret_name(name: str) -> bool:
-    if _HARMLESS_NAME_SUFFIX.search(name):
+    words = [w for w in _NAME_SPLIT.split(_CAMEL.sub("_", name).lower()) if w]
+    squashed = "".join(words)
+    if (
+        words
+        and words[-1] in _HARMLESS_LAST_WORDS
+        and not any(part in squashed for part in _NEVER_HARMLESS)
+    ):
         return False
-    lowered = name.lower()
-    squashed = re.sub(r"[^a-z0-9]", "", lowered)
     if any(part in squashed for part in _SECRET_NAME_PARTS):
         return True
-    return not _SECRET_NAME_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", lowered))
+    for index, word in enumerate(words):
+        if word in _SECRET_NAME_WORDS:
+            if word == "code" and index and words[index - 1] in _PUBLIC_CODES:
+                continue
+            return True
+    return False
 
 
-def _clean_detail(name: str, value: object) -> Scalar:
-    return REDACTED if _is_secret_name(name) else _clean(value)
+def _clean_details(details: dict[str, object]) -> dict[str, Scalar]:
+    cleaned: dict[str, Scalar] = {}
+    for raw_name, value in details.items():
+        name = str(raw_name)
+        clean_name = _clean_text(name, _MAX_NAME)
+        secret = _is_secret_name(name) or _is_secret_name(clean_name)
+        cleaned[clean_name] = REDACTED if secret else _clean(value)
+    return cleaned
 
 
 _LEVELS = {
     **{e.value: logging.ERROR for e in _ERROR_EVENTS},
     **{e.value: logging.INFO for e in _INFO_EVENTS},
 }
+# Levels the application chose with set_event_level.
+_CONFIGURED: dict[str, int] = {}
+
+
+def _event_name(event: AuditEvent | str) -> str:
+    if isinstance(event, AuditEvent):
+        return event._value_
+    if not isinstance(event, str) or _CUSTOM_EVENT.fullmatch(event) is None:
+        raise ConfigurationError(f"audit event names are dotted lower-case words, got {event!r}")
+    return event
+
+
+def set_event_level(event: AuditEvent | str, level: int | None) -> None:
+    """Log ``event`` at ``level`` from now on, in the whole process (None: its default).
+
+    Denials are attacker-driven volume: one WARNING per denied request is
+    a cost an attacker controls. Lower the noisy ones, or raise the ones you
+    page on:
+
+    >>> set_event_level(AuditEvent.RATE_LIMIT_DENIED, logging.DEBUG)
+    >>> event_level("ratelimit.denied") == logging.DEBUG
+    True
+    >>> set_event_level(AuditEvent.RATE_LIMIT_DENIED, None)  # back to WARNING
+    """
+    name = _event_name(event)
+    if level is None:
+        _CONFIGURED.pop(name, None)
+        return
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 100:
+        raise ConfigurationError("level must be a logging level such as logging.INFO")
+    _CONFIGURED[name] = level
+
+
+def event_level(event: AuditEvent | str) -> int:
+    """The level ``event`` is logged at: configured, or its default."""
+    name = _event_name(event)
+    return _CONFIGURED.get(name, _LEVELS.get(name, logging.WARNING))
 
 
 # (client, principal) of the request being handled, set by the adapters.
@@ -222,16 +327,17 @@ def emit(
         principal: who (a user id, API key id, token subject) — never a secret.
         client: where from (the client address as the adapter resolved it).
         reason: a short machine-readable cause (``"expired"``, ``"unknown_kid"``).
-        level: override the event's default level (failures WARNING, token
-            reuse and store failures ERROR, routine usage INFO).
+        level: this record's level; by default the event's (see
+            :func:`set_event_level`; failures WARNING, token reuse and store
+            failures ERROR, routine usage INFO).
         details: further scalar fields; secret-named ones are redacted.
     """
-    if not isinstance(event, AuditEvent) and (
-        not isinstance(event, str) or _CUSTOM_EVENT.fullmatch(event) is None
-    ):
-        raise ConfigurationError(f"audit event names are dotted lower-case words, got {event!r}")
-    name: str = event._value_ if isinstance(event, AuditEvent) else event
-    record_level = _LEVELS.get(name, logging.WARNING) if level is None else level
+    name = _event_name(event)
+    if level is None:
+        level = _CONFIGURED.get(name)
+        record_level = _LEVELS.get(name, logging.WARNING) if level is None else level
+    else:
+        record_level = level
     if not logger.isEnabledFor(record_level):
         return
     if principal is None or client is None:
@@ -243,7 +349,7 @@ def emit(
         "principal": _clean(principal),
         "client": _clean(client),
         "reason": _clean(reason),
-        "details": {str(k): _clean_detail(str(k), v) for k, v in details.items()},
+        "details": _clean_details(details),
     }
     logger.log(
         record_level,

@@ -102,7 +102,8 @@ def client_key(address: object, *, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> st
     ip = canonical_ip(address)
     if ip is None:
         text = address if isinstance(address, str) else ""
-        if _PRINTABLE.fullmatch(text) is None:
+        # Hashed names live under "name:#": a literal name starting with "#" is hashed too.
+        if _PRINTABLE.fullmatch(text) is None or text.startswith("#"):
             digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
             return "name:#" + digest
         return "name:" + text

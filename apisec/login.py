@@ -23,16 +23,25 @@ trying meets longer windows (``2x`` the failures in ``4x`` the time, then
 larger budget across all accounts (password spraying). Success resets the
 account, not the client. Failures answer one generic 401 whatever went
 wrong; lockouts answer 429 with ``Retry-After``.
+
+Account names are keyed on their NFKC normalization, case-folded and
+stripped, so a full-width ``ada@example.com`` and the ASCII one share one
+lockout. Client addresses are keyed through :func:`apisec.clientaddr.client_key`:
+canonical IPv4, and IPv6 grouped by ``ipv6_prefix`` (a /64 by default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from apisec._clock import Clock
 from apisec.audit import AuditEvent, emit
+from apisec.clientaddr import DEFAULT_IPV6_PREFIX, client_key
 from apisec.errors import AuthenticationError, ConfigurationError
 from apisec.ratelimit import (
     AsyncRateLimiter,
@@ -43,6 +52,10 @@ from apisec.ratelimit import (
 )
 
 __all__ = ["AsyncLoginGuard", "InvalidCredentials", "LoginGuard", "TooManyLoginAttempts"]
+
+#: Longer account names are keyed as given: no real account has one, and
+#: normalizing megabytes of text would cost more than the check it guards.
+_MAX_ACCOUNT_NORMALIZED = 1024
 
 
 class InvalidCredentials(AuthenticationError):
@@ -65,9 +78,17 @@ class TooManyLoginAttempts(RateLimitExceeded):
 
 
 def _account_key(account: str) -> str:
-    # Account names (often emails) stay out of the store's key names.
-    normalized = account.strip().casefold()
-    return "a:" + hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    """The store key of an account name: NFKC, case-folded, stripped, then hashed.
+
+    Names that read the same after Unicode compatibility normalization (full-width
+    letters, modifier letters, one-dot leaders) share one key, and account
+    names stay out of the store's key names.
+    """
+    if len(account) <= _MAX_ACCOUNT_NORMALIZED:
+        # NFKC again after casefold: folding can leave text that is not NFKC.
+        account = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", account).casefold())
+        account = account.strip()
+    return "a:" + hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 class _GuardCore:
@@ -84,11 +105,16 @@ class _GuardCore:
         client_window: float = 900,
         prefix: str = "login",
         clock: Clock | None = None,
+        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
     ) -> None:
         if max_failures < 1 or steps < 1 or client_max_failures < max_failures:
             raise ConfigurationError(
                 "need max_failures >= 1, steps >= 1 and client_max_failures >= max_failures"
             )
+        if isinstance(ipv6_prefix, bool):
+            raise ConfigurationError("ipv6_prefix must be between 1 and 128")
+        client_key("::", ipv6_prefix=ipv6_prefix)  # validates it now, not on the first login
+        self.ipv6_prefix = ipv6_prefix
         self.account_limits = [
             SlidingWindow(max_failures * 2**i, window * 4**i, name=f"account-{i}")
             for i in range(steps)
@@ -98,11 +124,10 @@ class _GuardCore:
         self._accounts = make(self.account_limits, store, f"{prefix}:acct", clock)
         self._clients = make(self.client_limits, self._accounts.store, f"{prefix}:ip", clock)
 
-    @staticmethod
-    def _keys(account: str, client: str) -> tuple[str, str]:
+    def _keys(self, account: str, client: str) -> tuple[str, str]:
         if not isinstance(account, str) or not isinstance(client, str) or not client:
             raise ConfigurationError("account and client must be strings")
-        return _account_key(account), "c:" + client
+        return _account_key(account), "c:" + client_key(client, ipv6_prefix=self.ipv6_prefix)
 
     @staticmethod
     def _locked(decisions: tuple[Decision, ...], account: str, client: str) -> None:
@@ -128,6 +153,7 @@ class LoginGuard(_GuardCore):
         client_max_failures / client_window: the budget of one client address.
         prefix: key prefix in the store.
         clock: the time source (the store's own when None).
+        ipv6_prefix: IPv6 clients share one budget per network of this length.
     """
 
     _limiter_class = RateLimiter
@@ -153,11 +179,14 @@ class LoginGuard(_GuardCore):
         self._accounts.reset(account_key)
 
     def attempt(self, account: str, client: str, verify: Callable[[], bool]) -> None:
-        """Check the lockout, run ``verify()``, record the outcome.
+        """Take a slot, run ``verify()``, record the outcome.
 
-        The account's slot is taken *before* ``verify()`` runs and given back
-        on success, so concurrent attempts in other processes can never
-        squeeze in more than ``max_failures`` guesses.
+        The client's slot and then the account's are taken *before*
+        ``verify()`` runs: concurrent attempts, in any number of threads or
+        processes, never run more password checks than the budgets allow. On
+        success the account is reset and the client's slot given back; a
+        refused account gives the client's slot back too (no guess was made).
+        If ``verify()`` raises, both slots stay taken.
 
         Raises:
             TooManyLoginAttempts: locked out (``verify`` is not even called).
@@ -165,18 +194,27 @@ class LoginGuard(_GuardCore):
         """
         account_key, client_key = self._keys(account, client)
         # A locked-out client spends nothing of the account's budget.
-        self._locked((self._clients.peek(client_key),), account, client)
-        self._locked((self._accounts.hit(account_key),), account, client)
+        self._locked((self._clients.hit(client_key),), account, client)
+        taken = self._accounts.hit(account_key)
+        if not taken.allowed:
+            self._clients._release(client_key)
+            self._locked((taken,), account, client)
         if verify():
             self._accounts.reset(account_key)
+            self._clients._release(client_key)
             return
-        self._clients.hit(client_key)
         emit(AuditEvent.LOGIN_FAILURE, principal=account, client=client)
         raise InvalidCredentials("login failed")
 
 
 class AsyncLoginGuard(_GuardCore):
-    """The asyncio twin of :class:`LoginGuard` (``verify`` may be sync or async)."""
+    """The asyncio twin of :class:`LoginGuard`.
+
+    ``verify`` may be a coroutine function (or return an awaitable, as
+    ``lambda: hasher.averify(password, stored)`` does), awaited on the loop;
+    a plain function runs in a worker thread, so a password hash never
+    blocks the event loop.
+    """
 
     _limiter_class = AsyncRateLimiter
     _accounts: AsyncRateLimiter
@@ -202,13 +240,22 @@ class AsyncLoginGuard(_GuardCore):
     ) -> None:
         """See :meth:`LoginGuard.attempt`; ``verify`` may be sync or async."""
         account_key, client_key = self._keys(account, client)
-        self._locked((await self._clients.peek(client_key),), account, client)
-        self._locked((await self._accounts.hit(account_key),), account, client)
-        result = verify()
-        ok = await result if isinstance(result, Awaitable) else result
-        if ok:
+        self._locked((await self._clients.hit(client_key),), account, client)
+        taken = await self._accounts.hit(account_key)
+        if not taken.allowed:
+            await self._clients._release(client_key)
+            self._locked((taken,), account, client)
+        if await _run(verify):
             await self._accounts.reset(account_key)
+            await self._clients._release(client_key)
             return
-        await self._clients.hit(client_key)
         emit(AuditEvent.LOGIN_FAILURE, principal=account, client=client)
         raise InvalidCredentials("login failed")
+
+
+async def _run(verify: Callable[[], bool | Awaitable[bool]]) -> bool:
+    """Await an async ``verify``; run a sync one in a worker thread."""
+    if inspect.iscoroutinefunction(verify):
+        return bool(await verify())
+    result = await asyncio.to_thread(verify)
+    return bool(await result) if inspect.isawaitable(result) else bool(result)

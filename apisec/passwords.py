@@ -13,10 +13,15 @@ Hashes carry their parameters, so raising the cost later is safe:
 :meth:`PasswordHasher.needs_rehash` says when to store a fresh hash after a
 successful login. Passwords are NFKC-normalized (as NIST SP 800-63B asks),
 never logged and never part of an error message.
+
+In asyncio code use :meth:`PasswordHasher.ahash` and
+:meth:`PasswordHasher.averify`: the hash runs in a worker thread, never on
+the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -98,14 +103,17 @@ class PasswordHasher:
                 salt_len=16,
                 type=argon2.Type.ID,
             )
-        self._dummy: str | None = None
-        self._dummy_lock = threading.Lock()
+        # Built now, not on first use: a lazily built dummy would make the first
+        # unknown-user check in a process measurably slower than a known one.
+        self._dummy = self.hash(secrets.token_urlsafe(16))
 
     def __repr__(self) -> str:
         return f"PasswordHasher(scheme={self.scheme!r})"
 
     def _encode(self, password: object) -> bytes | None:
-        if not isinstance(password, str):
+        # The raw length is checked first: NFKC can expand one character 18-fold,
+        # and a huge password must not cost more than a normal one to refuse.
+        if not isinstance(password, str) or len(password) > self.max_password_bytes:
             return None
         data = unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
         return None if len(data) > self.max_password_bytes else data
@@ -138,9 +146,17 @@ class PasswordHasher:
         """
         data = self._encode(password)
         if stored is None or data is None:
-            self._verify_hash(data or b"", self._dummy_hash())
+            self._verify_hash(data or b"", self._dummy)
             return False
         return self._verify_hash(data, stored)
+
+    async def ahash(self, password: str) -> str:
+        """:meth:`hash` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.hash, password)
+
+    async def averify(self, password: str, stored: str | None) -> bool:
+        """:meth:`verify` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.verify, password, stored)
 
     def needs_rehash(self, stored: str) -> bool:
         """True when ``stored`` was made with another scheme or other parameters."""
@@ -152,13 +168,6 @@ class PasswordHasher:
         if match is None:
             return True
         return (int(match["ln"]), int(match["r"]), int(match["p"])) != self._scrypt
-
-    def _dummy_hash(self) -> str:
-        if self._dummy is None:
-            with self._dummy_lock:
-                if self._dummy is None:
-                    self._dummy = self.hash(secrets.token_urlsafe(16))
-        return self._dummy
 
     def _verify_hash(self, data: bytes, stored: str) -> bool:
         if stored.startswith("$argon2"):
@@ -187,19 +196,31 @@ def _scrypt(data: bytes, salt: bytes, n_log2: int, r: int, p: int, length: int =
     return hashlib.scrypt(data, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=length)
 
 
-_default = PasswordHasher()
+_default: PasswordHasher | None = None
+_default_lock = threading.Lock()
+
+
+def _default_hasher() -> PasswordHasher:
+    # Built on first use of the module functions (it hashes once, for its dummy),
+    # so importing apisec.passwords costs nothing.
+    global _default  # noqa: PLW0603 - one shared, lazily built hasher
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = PasswordHasher()
+    return _default
 
 
 def hash_password(password: str) -> str:
     """Hash with the default :class:`PasswordHasher` (scrypt, N=2**15, r=8, p=1)."""
-    return _default.hash(password)
+    return _default_hasher().hash(password)
 
 
 def verify_password(password: str, stored: str | None) -> bool:
     """Verify with the default hasher; ``stored=None`` spends the same time and returns False."""
-    return _default.verify(password, stored)
+    return _default_hasher().verify(password, stored)
 
 
 def needs_rehash(stored: str) -> bool:
     """Whether the default hasher would hash differently now."""
-    return _default.needs_rehash(stored)
+    return _default_hasher().needs_rehash(stored)

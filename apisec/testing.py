@@ -6,16 +6,28 @@
 >>> clock.advance(30)
 >>> clock()
 1030.0
+
+:func:`forbid_loop_blocking` fails a test whose code blocks the event loop:
+
+>>> import asyncio
+>>> async def main() -> None:
+...     async with forbid_loop_blocking(threshold=0.5) as watch:
+...         await asyncio.sleep(0)       # yields: fine
+...     assert watch.longest_stall < 0.5
+>>> asyncio.run(main())
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+from collections.abc import AsyncIterator
 
 from apisec._clock import Duration, seconds
 from apisec.errors import ConfigurationError
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "LoopBlocked", "LoopWatch", "forbid_loop_blocking"]
 
 DEFAULT_START = 1_700_000_000.0  # 2023-11-14T22:13:20Z: a fixed, realistic epoch
 
@@ -62,3 +74,60 @@ class FakeClock:
         if not math.isfinite(value):
             raise ConfigurationError("FakeClock time must be finite")
         return float(value)
+
+
+class LoopBlocked(AssertionError):
+    """The event loop was blocked for longer than :func:`forbid_loop_blocking` allows."""
+
+
+class LoopWatch:
+    """What :func:`forbid_loop_blocking` saw: the longest stall of the loop, in seconds."""
+
+    __slots__ = ("_due", "longest_stall", "threshold", "tick")
+
+    def __init__(self, threshold: float, tick: float) -> None:
+        self.threshold = threshold
+        self.tick = tick
+        self.longest_stall = 0.0
+        self._due: float | None = None
+
+    def _saw(self, now: float) -> None:
+        if self._due is not None:
+            self.longest_stall = max(self.longest_stall, now - self._due)
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._due = loop.time() + self.tick
+            await asyncio.sleep(self.tick)
+            self._saw(loop.time())
+
+
+@contextlib.asynccontextmanager
+async def forbid_loop_blocking(threshold: float = 0.05) -> AsyncIterator[LoopWatch]:
+    """Fail with :class:`LoopBlocked` if the running loop stalls longer than ``threshold``.
+
+    A heartbeat task wakes every ``threshold / 4`` seconds inside the block and
+    measures how late it wakes up: a late wake-up means something ran on the
+    loop without yielding (a password hash, a sync database call). Stalls are
+    detected to within one tick. The body's own exceptions pass through.
+
+    Args:
+        threshold: the longest tolerated stall, in seconds.
+    """
+    limit = seconds(threshold, name="threshold")
+    watch = LoopWatch(limit, max(limit / 4, 0.001))
+    loop = asyncio.get_running_loop()
+    beat = loop.create_task(watch._beat())
+    await asyncio.sleep(0)  # let the heartbeat take its first pulse
+    try:
+        yield watch
+    finally:
+        watch._saw(loop.time())  # a stall just before the end has not been measured yet
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+    if watch.longest_stall > limit:
+        raise LoopBlocked(
+            f"the event loop was blocked for {watch.longest_stall:.3f}s (threshold {limit:g}s)"
+        )

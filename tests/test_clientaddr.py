@@ -58,6 +58,13 @@ class TestClientKey:
         key = client_key("a\nb" * 50)
         assert key.startswith("name:#") and len(key) == len("name:#") + 32
 
+    def test_a_literal_name_cannot_name_a_hashed_one(self) -> None:
+        """A name spelled like a hashed one ('#<digest>') is hashed too: its own budget."""
+        hashed = client_key("a\nb" * 50)
+        literal = hashed.removeprefix("name:")
+        assert client_key(literal) != hashed
+        assert client_key(literal).startswith("name:#")
+
     def test_bad_prefix_is_refused(self) -> None:
         """A prefix outside 1..128 is a configuration error."""
         with pytest.raises(ConfigurationError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -310,3 +312,130 @@ def test_sliding_window_counter_weights_the_previous_window(store: RateLimitStor
     clock.advance(1.5)  # 5 * 0.8 + 1 = 5: fits exactly
     assert limiter.hit(key).allowed
     assert not limiter.hit(key).allowed
+
+
+class TestFloods:
+    """A flood of new keys can never hand a limited key its quota back."""
+
+    @pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+    def test_a_limited_key_survives_a_flood(self, kind: str) -> None:
+        """Exhaust a key, then flood a small store with ten times its size of new keys."""
+        clock = FakeClock(1_000_000.0)
+        store = MemoryStore(max_keys=100, clock=clock)
+        limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+        while limiter.hit("victim").allowed:
+            pass
+        for i in range(1_000):
+            limiter.hit(f"flood-{i}")
+        assert not limiter.hit("victim").allowed
+        assert not limiter.peek("victim").allowed
+        assert len(store) <= 100
+
+    @pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+    def test_a_full_store_fails_closed_for_new_keys_only(
+        self, kind: str, audit_records: list[Any]
+    ) -> None:
+        """Full of debtors: new keys are denied, with an honest retry_after; known keys pass."""
+        clock = FakeClock(1_000_000.0)
+        store = MemoryStore(max_keys=10, clock=clock)
+        limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+        for i in range(10):
+            assert limiter.hit(f"k{i}").allowed
+        denied = limiter.hit("newcomer")
+        assert not denied.allowed and denied.retry_after is not None and denied.remaining == 0
+        assert limiter.peek("newcomer").allowed  # a peek needs no room
+        assert limiter.hit("k0").allowed  # known keys keep being served
+        assert any(r.event == "store.failure" for r in audit_records)
+        clock.advance(denied.retry_after)
+        assert limiter.hit("newcomer").allowed  # a debt cleared, its key was swept
+        assert len(store) <= 10
+
+    def test_multi_limit_hits_fail_closed_too(self) -> None:
+        """A multi-limit hit on a new key in a full store is denied and writes nothing."""
+        clock = FakeClock(1_000_000.0)
+        store = MemoryStore(max_keys=4, clock=clock)
+        limiter = RateLimiter([FixedWindow(5, 10), SlidingWindow(6, 10)], store, clock=clock)
+        assert limiter.hit("a").allowed and limiter.hit("b").allowed
+        assert not limiter.hit("c").allowed
+        assert len(store) == 4
+
+
+class TestClockStepsBack:
+    """A stored window newer than now stays the current one."""
+
+    @pytest.mark.parametrize("kind", ["fixed", "counter"])
+    def test_no_fresh_quota_across_a_boundary(self, store: RateLimitStore, kind: str) -> None:
+        """Exhausted just after a boundary, the key stays limited when the clock steps back."""
+        clock = FakeClock(1_000_010.5)
+        limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+        key = uuid.uuid4().hex
+        while limiter.hit(key).allowed:
+            pass
+        clock.set(1_000_009.5)  # one second back, into the previous window
+        denied = limiter.hit(key)
+        assert not denied.allowed and denied.retry_after is not None
+        assert not limiter.peek(key).allowed
+        clock.advance(denied.retry_after)
+        assert limiter.hit(key).allowed  # and the retry hint stays honest
+
+    @pytest.mark.parametrize("kind", ["fixed", "counter"])
+    @PROPERTY
+    @given(
+        script=st.lists(
+            st.tuples(st.floats(-6, 6).map(lambda x: round(x, 3)), st.integers(0, 3)),
+            min_size=1,
+            max_size=30,
+        )
+    )
+    def test_retry_after_stays_honest_when_time_wobbles(
+        self, store: RateLimitStore, kind: str, script: list[tuple[float, int]]
+    ) -> None:
+        """With the clock moving both ways, a denied hit retried after retry_after passes."""
+        clock = FakeClock(1_000_000.0)
+        limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+        key = uuid.uuid4().hex
+        for delay, cost in script:
+            clock.set(clock() + delay)
+            decision = limiter.hit(key, cost)
+            if not decision.allowed:
+                assert decision.retry_after is not None and decision.retry_after > 0
+                clock.advance(decision.retry_after)
+                assert limiter.hit(key, cost).allowed
+
+
+class TestKeyNamespaces:
+    def test_a_literal_key_cannot_name_a_hashed_one(self) -> None:
+        """'h:<sha256 of a long key>' given literally has its own budget, not the long key's."""
+        store = MemoryStore()
+        limiter = RateLimiter(FixedWindow(1, 60), store, clock=FakeClock(0))
+        long_key = "x" * 10_000
+        assert limiter.hit(long_key).allowed
+        literal = "h:" + hashlib.sha256(long_key.encode()).hexdigest()
+        assert limiter.hit(literal).allowed
+        assert not limiter.hit(long_key).allowed and not limiter.hit(literal).allowed
+        assert len(store) == 2
+
+    def test_braces_never_reach_the_hash_tag(self) -> None:
+        """Keys with braces are hashed, so each store key has exactly one {hash tag}."""
+        store = MemoryStore()
+        limiter = RateLimiter([FixedWindow(1, 60), SlidingWindow(2, 60)], store, clock=FakeClock(0))
+        for key in ["}x", "a}b", "{c}", "plain"]:
+            assert limiter.hit(key).allowed
+        assert len(store) == 8
+        assert all(k.count("{") == 1 and k.count("}") == 1 for k in store._data)
+
+
+def test_released_units_come_back_oldest_first(store: RateLimitStore) -> None:
+    """A give-back frees the oldest admissions of a sliding window, on every store."""
+    clock = FakeClock(3_000.0)
+    limiter = RateLimiter(SlidingWindow(3, 10), store, clock=clock)
+    key = uuid.uuid4().hex
+    for _ in range(3):
+        assert limiter.hit(key).allowed
+        clock.advance(1)
+    limiter._release(key)  # the admission at 3000 goes
+    assert limiter.peek(key).remaining == 1
+    assert limiter.hit(key).allowed
+    denied = limiter.hit(key)
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(8.0)  # the one at 3001 leaves at 3011

@@ -591,3 +591,37 @@ def test_problem_and_challenge(service: TokenService) -> None:
     assert err.status == 401
     assert ("WWW-Authenticate", 'Bearer error="invalid_token"') in err.headers
     assert err.to_problem().detail == "The access token is invalid or expired."
+
+
+class TestEcdsaSpellings:
+    """ES256 signatures are malleable: (r, s) and (r, n - s) both verify."""
+
+    P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+    def _twin(self, token: str) -> str:
+        head, payload, signature = token.split(".")
+        raw = base64.urlsafe_b64decode(signature + "==")
+        r, s = raw[:32], int.from_bytes(raw[32:], "big")
+        return f"{head}.{payload}.{b64(r + (self.P256_ORDER - s).to_bytes(32, 'big'))}"
+
+    def test_both_spellings_verify_to_the_same_token(
+        self, audit_records: list[logging.LogRecord]
+    ) -> None:
+        """Other issuers' high-s signatures verify; claims, jti and audit records do not
+        depend on which spelling was presented (nothing keys on the token's text)."""
+        clock = FakeClock()
+        service = TokenService(SigningKey.generate("ES256", kid="es"), ISS, AUD, clock=clock)
+        token = service.issue("user_1").access_token
+        twin = self._twin(token)
+        assert twin != token
+        assert service.verify(twin) == service.verify(token)
+        clock.advance(service.access_ttl + 1)
+        seen = []
+        for spelling in (token, twin):
+            audit_records.clear()
+            with pytest.raises(ExpiredToken):
+                service.verify(spelling)
+            [record] = audit_records
+            seen.append((record.event, record.principal, record.reason, record.details))  # type: ignore[attr-defined]
+            assert spelling.split(".")[2] not in repr(record.__dict__)
+        assert seen[0] == seen[1]

@@ -376,3 +376,49 @@ def test_only_keeps_listed_fields() -> None:
     assert only(user, ["id", "email"]) == {"id": 1, "email": "a@example.com"}
     assert only({"id": 1, "secret": 2}, ["id", "missing"]) == {"id": 1}
     assert only(user, ["_private", "__class__"]) == {}
+
+
+class TestCanonicalCursors:
+    """A cursor has exactly one spelling: padding, junk and stray bits are refused."""
+
+    PAGES = Paginator(b"s" * 32)
+
+    def test_other_spellings_of_a_valid_cursor_are_refused(self) -> None:
+        """Padding, ignored characters, standard-alphabet letters and stray low bits all fail."""
+        cursor = self.PAGES.cursor({"after_id": 12345})
+        payload, mac = cursor.split(".")
+        assert len(mac) % 4 == 2  # 16 bytes: the last character carries 4 stray bits
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        stray = mac[:-1] + alphabet[alphabet.index(mac[-1]) | 1]  # same bytes, a stray bit set
+        spellings = [
+            f"{payload}.{mac}==",
+            f"{payload}==.{mac}",
+            f"{payload}.{mac[:3]}!{mac[3:]}",
+            f"{payload}.{mac[:3]}\n{mac[3:]}",
+            f"{payload.replace('-', '+').replace('_', '/')}.{mac}",
+        ]
+        spellings.append(f"{payload}.{stray}")
+        for spelling in spellings:
+            if spelling == cursor:
+                continue
+            with pytest.raises(InvalidCursor):
+                self.PAGES.parse(cursor=spelling)
+        assert self.PAGES.parse(cursor=cursor).position == {"after_id": 12345}
+
+    @given(
+        position=st.integers(0, 10**12),
+        index=st.integers(0, 200),
+        char=st.sampled_from(list("=!.+/ \t\nAa0-_")),
+        replace=st.booleans(),
+    )
+    def test_any_edit_of_a_cursor_is_refused(
+        self, position: int, index: int, char: str, replace: bool
+    ) -> None:
+        """Inserting or replacing one character anywhere never yields another accepted spelling."""
+        cursor = self.PAGES.cursor({"after_id": position})
+        index %= len(cursor) + 1
+        edited = cursor[:index] + char + cursor[index + (1 if replace else 0) :]
+        if edited == cursor:
+            return
+        with pytest.raises(InvalidCursor):
+            self.PAGES.parse(cursor=edited)

@@ -681,3 +681,38 @@ def test_unusable_header_containers_are_typed_failures(headers: Any, clock: Fake
     _, verifier = pair("standard", clock)
     with pytest.raises(WebhookError):
         verifier.verify(BODY, headers)
+
+
+class TestUnpaddedSecrets:
+    """whsec_ secrets without base64 padding work, as in the reference libraries."""
+
+    RAW = bytes(range(32))  # 32 bytes: base64 ends in one "="
+
+    def test_unpadded_and_padded_spellings_are_one_key(self) -> None:
+        """The unpadded secret signs exactly like the padded one, and the reference lib agrees."""
+        from standardwebhooks.webhooks import Webhook
+
+        padded = "whsec_" + base64.b64encode(self.RAW).decode()
+        unpadded = padded.rstrip("=")
+        assert unpadded != padded
+        now = 1_700_000_000
+        ours = WebhookSigner(unpadded).sign(BODY, msg_id="msg_1", timestamp=now)
+        assert ours == WebhookSigner(padded).sign(BODY, msg_id="msg_1", timestamp=now)
+        WebhookVerifier(unpadded, clock=lambda: float(now)).verify(BODY, ours)
+        theirs = Webhook(unpadded).sign("msg_1", datetime.fromtimestamp(now, timezone.utc), "x")
+        ours_x = WebhookSigner(unpadded).sign(b"x", msg_id="msg_1", timestamp=now)
+        assert ours_x["webhook-signature"] == theirs
+
+    @pytest.mark.parametrize(
+        "secret",
+        [
+            "whsec_" + base64.b64encode(b"k" * 22).decode().rstrip("="),  # short, unpadded
+            "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("=") + "*",  # not base64
+            "whsec_" + base64.b64encode(b"k" * 33).decode() + "A",  # a length no base64 has
+            "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("=") + "==",  # wrong padding
+        ],
+    )
+    def test_short_or_malformed_secrets_are_still_refused(self, secret: str) -> None:
+        """Dropping the padding requirement accepts nothing else."""
+        with pytest.raises(ConfigurationError):
+            WebhookVerifier(secret)

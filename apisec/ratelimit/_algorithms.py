@@ -162,7 +162,11 @@ class FixedWindow(_Windowed):
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         start = math.floor(now / self.window) * self.window
-        count = state[1] if state is not None and state[0] == start else 0.0
+        count = 0.0
+        if state is not None and state[0] >= start:
+            # A stored window newer than now (the clock stepped back) is still
+            # the current one: a step back never hands out a fresh quota.
+            start, count = state[0], state[1]
         reset_after = start + self.window - now
         if count + cost <= self.limit:
             count += cost
@@ -204,6 +208,31 @@ class SlidingWindow(_Windowed):
         return None, Outcome(
             False, self.limit - len(live), max(reset_after, 0.0), _up(max(retry_after, 0.0))
         )
+
+
+class SlidingWindowRelease(Algorithm):
+    """Give back ``cost`` units of a :class:`SlidingWindow` taken earlier (internal).
+
+    Removes the oldest admissions still in the window: the log that remains
+    is never younger than the exact one, so a give-back never opens room
+    earlier than forgetting the very admission would. Stores run it like any
+    algorithm, under the sliding window's own key.
+    """
+
+    lua_id = 6
+
+    def __init__(self, sliding: SlidingWindow) -> None:
+        self.limit, self.window, self.quota = sliding.limit, sliding.window, sliding.quota
+        self.name = sliding.name
+
+    def lua_params(self) -> tuple[float, float]:
+        return float(self.limit), self.window
+
+    def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
+        log = state or ()
+        live = log[bisect.bisect_right(log, now - self.window) + cost :]
+        reset_after = max(live[-1] + self.window - now, 0.0) if live else 0.0
+        return live, Outcome(True, self.limit - len(live), reset_after, None)
 
 
 class TokenBucket(_Bucket):
@@ -282,11 +311,12 @@ class SlidingWindowCounter(_Windowed):
         start = math.floor(now / window) * window
         current = previous = 0.0
         if state is not None:
-            if state[0] == start:
-                current, previous = state[1], state[2]
+            if state[0] >= start:
+                # A stored window newer than now (the clock stepped back) stays current.
+                start, current, previous = state[0], state[1], state[2]
             elif state[0] == start - window:
                 previous = state[1]
-        elapsed = now - start
+        elapsed = max(now - start, 0.0)
         weight = (window - elapsed) / window
         estimate = previous * weight + current
         if estimate + cost <= self.limit:

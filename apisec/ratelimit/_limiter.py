@@ -10,7 +10,12 @@ from typing import Any, Literal
 from apisec._clock import Clock, wall_clock
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, StoreError
-from apisec.ratelimit._algorithms import Algorithm, Outcome
+from apisec.ratelimit._algorithms import (
+    Algorithm,
+    Outcome,
+    SlidingWindow,
+    SlidingWindowRelease,
+)
 from apisec.ratelimit._decision import (
     Decision,
     RateLimitExceeded,
@@ -33,6 +38,8 @@ __all__ = [
 
 OnStoreError = Literal["raise", "allow", "deny"]
 _MAX_KEY = 200
+#: Hashed keys live under this marker; a caller's literal key never starts with it.
+_HASHED = "h:"
 _KIND = {1: "f", 2: "s", 3: "t", 4: "l", 5: "c"}
 _KEY_CACHE = 4096
 _new = tuple.__new__
@@ -94,8 +101,17 @@ class _LimiterCore:
     def _build_keys(self, key: str) -> list[str]:
         if not isinstance(key, str) or not key:
             raise ConfigurationError("a rate-limit key must be a non-empty string")
-        if len(key) > _MAX_KEY or not key.isprintable():
-            key = "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        if (
+            len(key) > _MAX_KEY
+            or not key.isprintable()
+            or key.startswith(_HASHED)
+            or "{" in key
+            or "}" in key
+        ):
+            # Long, unprintable or brace-carrying keys (a brace would break the
+            # hash tag below) are hashed; so is any literal key that starts with
+            # the marker, so a caller can never name a hashed key's budget.
+            key = _HASHED + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         # {key} is a Redis Cluster hash tag: every limit of one key shares a slot,
         # so a multi-limit decision stays one atomic script.
         # The algorithm kind is part of the name, so reconfiguring a limit never
@@ -112,6 +128,15 @@ class _LimiterCore:
             LimitRequest(store_key, algorithm, cost)
             for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True)
         ]
+
+    def _release_requests(self, key: str, cost: int) -> list[LimitRequest]:
+        """Requests that give back ``cost`` units taken by a hit (sliding windows only)."""
+        releases = []
+        for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True):
+            if not isinstance(algorithm, SlidingWindow):
+                raise ConfigurationError("only sliding-window limits can give units back")
+            releases.append(LimitRequest(store_key, SlidingWindowRelease(algorithm), cost))
+        return releases
 
     def _now(self) -> float | None:
         return None if self._clock is None else self._clock()
@@ -298,6 +323,10 @@ class RateLimiter(_LimiterCore):
         """Forget everything about ``key``."""
         self.store.clear(self._keys(key))
 
+    def _release(self, key: str, cost: int = 1) -> None:
+        """Give back ``cost`` units an earlier hit took (internal: the login guard's slots)."""
+        self.store.evaluate(self._release_requests(key, cost), self._now(), False)
+
 
 class AsyncRateLimiter(_LimiterCore):
     """The asyncio twin of :class:`RateLimiter` (same arguments, awaitable methods)."""
@@ -356,6 +385,9 @@ class AsyncRateLimiter(_LimiterCore):
 
     async def reset(self, key: str) -> None:
         await self.store.clear(self._keys(key))
+
+    async def _release(self, key: str, cost: int = 1) -> None:
+        await self.store.evaluate(self._release_requests(key, cost), self._now(), False)
 
 
 class _AsyncMemoryStore:

@@ -9,14 +9,17 @@ returns; the Redis stores run the same algorithms as one Lua script.
 
 from __future__ import annotations
 
+import heapq
+import math
 import threading
 import time
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from apisec._clock import Clock, wall_clock
+from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
-from apisec.ratelimit._algorithms import Algorithm, Outcome, State, apply_requests
+from apisec.ratelimit._algorithms import Algorithm, Outcome, State, _up, apply_requests
 
 __all__ = ["AsyncRateLimitStore", "LimitRequest", "MemoryStore", "RateLimitStore"]
 
@@ -63,9 +66,18 @@ _STRIPES = 64
 class MemoryStore:
     """Process-local store: striped locks (no global lock), bounded, no background thread.
 
+    A key holds *debt* while its state matters: until its quota is whole
+    again, which is when its state expires; after that it is the same as a
+    new key. Only keys without debt are ever evicted, so no flood of new keys
+    can hand a limited key its quota back (or unlock a locked account). When
+    the store is full of debtors it fails closed: a hit on a *new* key is
+    denied, with ``retry_after`` saying when enough debts will have cleared,
+    while known keys keep being served; a ``store.failure`` audit event says
+    so. Give ``max_keys`` room for the distinct keys of one window at peak,
+    or use Redis.
+
     Args:
-        max_keys: memory bound; past it expired keys go first, then the least
-            recently written ones (a flood of new keys cannot evict busy ones).
+        max_keys: memory bound (held to within a few concurrent writers).
         clock: the time source when the limiter passes none.
     """
 
@@ -80,6 +92,9 @@ class MemoryStore:
         self._data: dict[str, tuple[State, float]] = {}
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._writes = 0
+        # Full of debtors: new keys are refused until this time, then swept again.
+        self._closed_until = -math.inf
+        self._room_lock = threading.Lock()
 
     @property
     def clock(self) -> Clock:
@@ -102,6 +117,8 @@ class MemoryStore:
         if now is None:
             now = self._clock()
         data = self._data
+        if len(data) >= self._max and key not in data and not self._room(now):
+            return self._refused(now)
         new_keys = 0
         with self._locks[self._stripe(key)]:
             entry = data.get(key)
@@ -114,20 +131,16 @@ class MemoryStore:
         return outcome
 
     def _put(self, key: str, state: State, expires: float) -> int:
-        """Write under the key's lock; 1 if the key is new, else 0.
-
-        The key is re-inserted so dict order tracks the last write: eviction
-        under memory pressure then drops the least recently used keys first.
-        """
+        """Write under the key's lock; 1 if the key is new, else 0."""
         data = self._data
-        fresh = data.pop(key, None) is None
+        fresh = key not in data
         data[key] = (state, expires)
         return 1 if fresh else 0
 
     def _grew(self, new_keys: int, now: float) -> None:
-        """Only new keys grow the dict: count them, and sweep (outside any lock)."""
+        """Only new keys grow the dict: count them, and sweep now and then (outside any lock)."""
         self._writes += new_keys
-        if self._writes >= self._SWEEP_EVERY or len(self._data) > self._max:
+        if self._writes >= self._SWEEP_EVERY:
             self._sweep(now)
 
     def evaluate(
@@ -135,6 +148,13 @@ class MemoryStore:
     ) -> list[Outcome]:
         if now is None:
             now = self._clock()
+        if (
+            not peek
+            and len(self._data) >= self._max
+            and any(r.key not in self._data for r in requests)
+            and not self._room(now)
+        ):
+            return [self._refused(now)] * len(requests)
         if len(requests) == 1:
             with self._locks[self._stripe(requests[0].key)]:
                 outcomes, new_keys = self._apply(requests, now, peek)
@@ -168,8 +188,37 @@ class MemoryStore:
                 new_keys += self._put(request.key, state, now + outcome.reset_after)
         return outcomes, new_keys
 
+    def _room(self, now: float) -> bool:
+        """Whether a new key fits: keys without debt are swept; debtors never go."""
+        if now < self._closed_until:
+            return False
+        with self._room_lock:
+            if len(self._data) < self._max:
+                return True  # another writer made room meanwhile
+            if now < self._closed_until:
+                return False
+            self._sweep(now)
+            if len(self._data) < self._max:
+                return True
+            # Only debtors left. Stay closed until at least 1% of them have
+            # cleared, so the sweeps a flood causes stay rare.
+            expiries = [expires for _, expires in list(self._data.values())]
+            soonest = heapq.nsmallest(max(1, self._max // 100), expiries)
+            self._closed_until = max(soonest[-1], now)
+        emit(
+            AuditEvent.STORE_FAILURE,
+            reason="memory rate-limit store full of debtors: new keys refused",
+            backend="memory",
+            max_keys=self._max,
+        )
+        return False
+
+    def _refused(self, now: float) -> Outcome:
+        wait = max(self._closed_until - now, 1e-6)
+        return Outcome(False, 0, wait, _up(wait))
+
     def _sweep(self, now: float) -> None:
-        """Evict expired keys, then the least recently written, down to ``max_keys``.
+        """Evict the keys whose debt has cleared (expired states), and only those.
 
         Runs outside the evaluation locks and takes one stripe lock at a time,
         re-checking each entry under it, so a key written meanwhile survives.
@@ -182,11 +231,6 @@ class MemoryStore:
                     entry = self._data.get(key)
                     if entry is not None and entry[1] <= now:
                         del self._data[key]
-        excess = len(self._data) - self._max
-        if excess > 0:
-            for key in list(self._data)[:excess]:
-                with self._locks[self._stripe(key)]:
-                    self._data.pop(key, None)
 
     def clear(self, keys: Sequence[str]) -> None:
         for key in keys:

@@ -41,7 +41,11 @@ local function fixed(key, now, cost, limit, window)
   local start = math.floor(now / window) * window
   local st = redis.call('HMGET', key, 'w', 'c')
   local count = 0
-  if st[1] and tonumber(st[1]) == start then count = tonumber(st[2]) end
+  -- A stored window newer than now (the clock stepped back) stays current.
+  if st[1] and tonumber(st[1]) >= start then
+    start = tonumber(st[1])
+    count = tonumber(st[2])
+  end
   local reset = start + window - now
   if count + cost <= limit then
     return 1, limit - count - cost, reset, -1, -1, function()
@@ -122,7 +126,8 @@ local function counter(key, now, cost, limit, window)
   local current, previous = 0, 0
   if st[1] then
     local stored = tonumber(st[1])
-    if stored == start then
+    if stored >= start then
+      start = stored
       current, previous = tonumber(st[2]), tonumber(st[3])
     elseif stored == start - window then
       previous = tonumber(st[2])
@@ -133,7 +138,7 @@ local function counter(key, now, cost, limit, window)
     if prev > 0 then return start + window - now end
     return 0
   end
-  local weight = (window - (now - start)) / window
+  local weight = (window - math.max(now - start, 0)) / window
   local estimate = previous * weight + current
   if estimate + cost <= limit then
     local after = current + cost
@@ -156,7 +161,22 @@ local function counter(key, now, cost, limit, window)
   return 0, math.max(math.floor(limit - estimate), 0), keep(current, previous), up(retry), -1, nil
 end
 
-local algorithms = {fixed, sliding, token, leaky, counter}
+-- Give back `cost` units of a sliding window: its oldest live admissions go.
+local function sliding_release(key, now, cost, limit, window)
+  local floor = '(' .. string.format('%.17g', now - window)
+  local gone = redis.call('ZRANGEBYSCORE', key, floor, '+inf', 'LIMIT', 0, cost)
+  local count = redis.call('ZCOUNT', key, floor, '+inf') - #gone
+  local reset = 0
+  if count > 0 then
+    reset = math.max(tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]) + window - now, 0)
+  end
+  return 1, limit - count, reset, -1, -1, function()
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now - window))
+    if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
+  end
+end
+
+local algorithms = {fixed, sliding, token, leaky, counter, sliding_release}
 
 local now
 if ARGV[1] == '' then

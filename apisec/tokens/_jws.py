@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from apisec.tokens import _b64
+from apisec import _b64
 from apisec.tokens._errors import InvalidToken
 
 DEFAULT_MAX_TOKEN_BYTES = 8 * 1024

@@ -20,8 +20,9 @@ from jwt.algorithms import (
 )
 from jwt.exceptions import InvalidKeyError, PyJWTError
 
+from apisec import _b64
 from apisec.errors import ConfigurationError
-from apisec.tokens import _b64, _jws
+from apisec.tokens import _jws
 from apisec.tokens._errors import InvalidToken
 
 __all__ = ["KeyRing", "SigningKey", "jwk_thumbprint"]

@@ -21,11 +21,12 @@ from typing import Any, TypeGuard
 
 import attrs
 
+from apisec import _b64
 from apisec._clock import Clock, seconds, wall_clock
 from apisec._flows import Flow, adrive, drive
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
-from apisec.tokens import _b64, _jws
+from apisec.tokens import _jws
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, check_header
 from apisec.tokens._stores import (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -13,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from apisec import _b64
 from apisec._clock import Clock, Duration, seconds, wall_clock
 from apisec.errors import ClientError, ConfigurationError, ValidationError
 from apisec.problems import FieldError
@@ -36,14 +35,6 @@ class Page:
 
     limit: int
     position: Mapping[str, Any] | None
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class Paginator:
@@ -85,16 +76,16 @@ class Paginator:
             body["e"] = math.floor(self._clock() + self._ttl)
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
         mac = hmac.digest(self._secret, payload, "sha256")[:16]
-        return f"{_b64(payload)}.{_b64(mac)}"
+        return f"{_b64.encode(payload)}.{_b64.encode(mac)}"
 
     def _position(self, cursor: str) -> Mapping[str, Any]:
         if not isinstance(cursor, str) or len(cursor) > _MAX_CURSOR or cursor.count(".") != 1:
             raise InvalidCursor("malformed cursor")
         payload_text, mac_text = cursor.split(".")
-        try:
-            payload, mac = _unb64(payload_text), _unb64(mac_text)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidCursor("malformed cursor") from exc
+        # Strict, canonical base64url, as in tokens: one cursor has one spelling.
+        payload, mac = _b64.decode(payload_text), _b64.decode(mac_text)
+        if payload is None or mac is None:
+            raise InvalidCursor("malformed cursor")
         expected = hmac.digest(self._secret, payload, "sha256")[:16]
         if not hmac.compare_digest(mac, expected):
             raise InvalidCursor("cursor signature mismatch")

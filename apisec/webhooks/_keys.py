@@ -48,6 +48,10 @@ class KeySet:
 
 
 def _b64decode(text: str, what: str) -> bytes:
+    # Unpadded base64 is accepted, as the reference Standard Webhooks libraries do;
+    # anything outside the alphabet, or a length no base64 can have, is not.
+    if len(text) % 4 and "=" not in text:
+        text += "=" * (-len(text) % 4)
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
@@ -96,8 +100,9 @@ def parse_keys(secrets_: SecretLike | Sequence[SecretLike], scheme: str) -> KeyS
 
     Standard Webhooks secrets are ``whsec_<base64>`` (HMAC, ``v1``),
     ``whsk_<base64>`` (Ed25519 signing key, ``v1a``) or ``whpk_<base64>``
-    (Ed25519 public key, verify only). Other schemes use the secret string's
-    UTF-8 bytes as the HMAC key. ``bytes`` are always a raw HMAC key.
+    (Ed25519 public key, verify only); the base64 may be unpadded. Other
+    schemes use the secret string's UTF-8 bytes as the HMAC key. ``bytes``
+    are always a raw HMAC key.
     """
     if scheme not in SCHEMES:
         raise ConfigurationError(f"unknown webhook scheme {scheme!r}; expected one of {SCHEMES}")

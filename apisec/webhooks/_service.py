@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import math
@@ -23,7 +24,7 @@ from apisec.webhooks._errors import (
 )
 from apisec.webhooks._headers import HeadersLike
 from apisec.webhooks._keys import SecretLike, parse_keys
-from apisec.webhooks._replay import AsyncReplayGuard, ReplayGuard
+from apisec.webhooks._replay import AsyncReplayGuard, MemoryReplayGuard, ReplayGuard
 from apisec.webhooks._schemes import SCHEMES, Delivery, Scheme
 
 __all__ = ["WebhookSigner", "WebhookVerifier"]
@@ -154,6 +155,13 @@ class WebhookVerifier:
         self._guard_is_async = replay_guard is not None and inspect.iscoroutinefunction(
             replay_guard.first_seen
         )
+        # A sync guard may do I/O: averify runs it in a worker thread. The memory
+        # guard only takes a lock for microseconds, so it runs in place.
+        self._guard_in_thread = (
+            replay_guard is not None
+            and not self._guard_is_async
+            and type(replay_guard) is not MemoryReplayGuard
+        )
         if replay_ttl is not None:
             self._replay_ttl = seconds(replay_ttl, name="replay_ttl")
         elif self._scheme.timestamped:
@@ -182,10 +190,19 @@ class WebhookVerifier:
                 self._refuse(ReplayedWebhook("delivery already accepted once"))
 
     async def averify(self, payload: bytes, headers: HeadersLike) -> None:
-        """The asyncio twin of :meth:`verify` (accepts sync or async replay guards)."""
+        """The asyncio twin of :meth:`verify`.
+
+        An async replay guard is awaited; a synchronous one (other than
+        :class:`MemoryReplayGuard`) runs in a worker thread, so its I/O never
+        blocks the event loop.
+        """
         key = self._checked(payload, headers)
         if key is not None and self._guard is not None:
-            result = self._guard.first_seen(key, self._replay_ttl)
+            guard, ttl = self._guard, self._replay_ttl
+            if self._guard_in_thread:
+                result = await asyncio.to_thread(guard.first_seen, key, ttl)
+            else:
+                result = guard.first_seen(key, ttl)
             first = await result if inspect.isawaitable(result) else result
             if not first:
                 self._refuse(ReplayedWebhook("delivery already accepted once"))

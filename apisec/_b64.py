@@ -20,8 +20,11 @@ def encode(data: bytes) -> str:
 def decode(text: str) -> bytes | None:
     """The bytes of canonical unpadded base64url ``text``, or None.
 
-    Non-canonical spellings (set bits after the last full byte, which decode
-    to the same bytes) are refused, so one token has exactly one spelling.
+    Non-canonical spellings (padding, characters outside the alphabet, set
+    bits after the last full byte, which decode to the same bytes) are
+    refused, so each byte string has exactly one encoding. (A token can still
+    have two spellings when its *signature* does: ECDSA's ``(r, s)`` and
+    ``(r, n - s)`` both verify. Never key anything on a token's text.)
     """
     if _B64URL.fullmatch(text) is None:
         return None
