@@ -11,6 +11,7 @@ import redis
 import redis.asyncio
 
 from apisec import ConfigurationError
+from apisec._types import Message, Receive, Scope, Send
 from apisec.apikeys import AsyncApiKeyService, AsyncSQLiteApiKeyStore, InvalidApiKey
 from apisec.apikeys.redis import AsyncRedisApiKeyStore
 from apisec.login import AsyncLoginGuard, InvalidCredentials, TooManyLoginAttempts
@@ -293,3 +294,68 @@ class TestWebhooks:
             ):
                 verifier = WebhookVerifier(secret, replay_guard=guard)
                 await self._twice(verifier, WebhookSigner(secret).sign(self.BODY))
+
+
+class TestSsrf:
+    async def test_acheck_url_resolves_off_the_loop(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The default async resolver runs getaddrinfo in the loop's executor, never on it."""
+        import socket
+
+        from apisec.ssrf import acheck_url
+
+        held = Held()
+
+        def slow_getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> list:  # type: ignore[type-arg]
+            held()
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+        async with forbid_loop_blocking(STALL):
+            safe = await acheck_url("https://partner.example/x")
+        assert held.calls == 1
+        assert "93.184.215.14" in [str(a) for a in safe.addresses]
+
+
+class TestAdapters:
+    async def test_the_asgi_stack_over_redis_never_blocks(
+        self, async_redis_client: redis.asyncio.Redis
+    ) -> None:
+        """protect() with async Redis stores answers requests without stalling the loop."""
+        from apisec.asgi import protect
+
+        keys = AsyncApiKeyService(AsyncRedisApiKeyStore(async_redis_client))
+        key = (await keys.create("acct", scopes=["a"])).plaintext
+        limiter = AsyncRateLimiter(FixedWindow(100, 60), AsyncRedisStore(async_redis_client))
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        stack = protect(
+            app,
+            keys=keys,
+            client_limiter=limiter,
+            principal_limiter=AsyncRateLimiter(
+                FixedWindow(100, 60), AsyncRedisStore(async_redis_client), prefix="p"
+            ),
+        )
+        statuses: list[int] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        async with forbid_loop_blocking(STALL):
+            for credential in (key, "sk_live_wrong"):
+                scope = {
+                    "type": "http",
+                    "method": "GET",
+                    "path": "/x",
+                    "headers": [(b"x-api-key", credential.encode())],
+                    "client": ("198.51.100.1", 1),
+                }
+                await stack(scope, receive, send)
+        assert statuses == [200, 401]
