@@ -152,7 +152,8 @@ def problem(response: Any) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/problem+json", response.headers
     body: dict[str, Any] = json.loads(response.content)
     assert body["status"] == response.status_code
-    assert body["type"] == "about:blank" or body["type"].startswith("https://")
+    kind = body.get("type", "about:blank")  # RFC 9457: an absent type means about:blank
+    assert kind == "about:blank" or kind.startswith("https://")
     return body
 
 
