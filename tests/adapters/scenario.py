@@ -67,13 +67,9 @@ PATH_SCOPES = {
 }
 
 
-class Response(Protocol):
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
-
-
 class Client(Protocol):
+    """A framework's test client: the response has ``status_code``, ``headers``, ``content``."""
+
     def request(
         self, method: str, url: str, *, headers: dict[str, str], content: bytes | None = None
     ) -> Any: ...

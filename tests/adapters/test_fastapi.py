@@ -15,6 +15,8 @@ import redis
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -36,6 +38,7 @@ from tests.adapters.scenario import (
     Services,
     stack_options,
 )
+from tests.support.harness import Harness
 
 
 class NewOrder(BaseModel):
@@ -556,3 +559,46 @@ class TestInstall:
         assert head.status_code == 404
         assert head.content == b""
         assert int(head.headers["content-length"]) > 0
+
+
+_HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80)
+
+
+class TestMalformedCredentials:
+    @given(
+        values=st.lists(
+            st.tuples(
+                st.sampled_from(["Authorization", "X-API-Key", "authorization"]),
+                st.one_of(
+                    _HEADER_TEXT,
+                    _HEADER_TEXT.map(lambda t: "Bearer " + t),
+                    _HEADER_TEXT.map(lambda t: "bearer  " + t),
+                    _HEADER_TEXT.map(lambda t: "sk_live_" + t),
+                ),
+            ),
+            max_size=3,
+        ),
+        query=st.sampled_from(["", "access_token=abc", "api_key=sk_live_x", "x=1"]),
+    )
+    @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def test_never_a_500(
+        self,
+        tokens: TokenService,
+        keys: ApiKeyService,
+        values: list[tuple[str, str]],
+        query: str,
+    ) -> None:
+        """Whatever credential headers arrive, the dependencies answer 4xx problems, never 500."""
+        harness = Harness(
+            "asgi",
+            lambda m, app: app,
+            _app_with_routes(install(FastAPI(), tokens=tokens, keys=keys)),
+        )
+        try:
+            for path in ("/orders", "/reports", "/either"):
+                response = harness.request("GET", f"{path}?{query}", headers=values)
+                assert response.status_code in (200, 400, 401, 403), response.content
+                if response.status_code >= 400:
+                    problem(response)
+        finally:
+            harness.close()
