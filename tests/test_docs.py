@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -16,11 +18,17 @@ _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 def test_python_blocks_execute(page: Path) -> None:
     """Each page's python blocks run in order, in one namespace, without error."""
     blocks = _BLOCK.findall(page.read_text())
-    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
-    for block in blocks:
-        # dont_inherit: run the examples as users would, without this file's __future__ flags.
-        code = compile(block, str(page), "exec", dont_inherit=True)
-        exec(code, namespace)  # noqa: S102 - our own docs
+    # A real module, as a user's file would be (frameworks such as Litestar look
+    # their handlers' module up in sys.modules to resolve annotations).
+    module = types.ModuleType(f"docs_{page.stem}")
+    sys.modules[module.__name__] = module
+    try:
+        for block in blocks:
+            # dont_inherit: run the examples as users would, without this file's __future__ flags.
+            code = compile(block, str(page), "exec", dont_inherit=True)
+            exec(code, module.__dict__)  # noqa: S102 - our own docs
+    finally:
+        del sys.modules[module.__name__]
 
 
 def test_docs_have_code() -> None:

@@ -68,6 +68,7 @@ PUBLIC_MODULES = [
     "apisec.wsgi",
     "apisec.oauth",
     "apisec.outbound",
+    "apisec.fastapi",
 ]
 
 
@@ -134,3 +135,18 @@ def test_redis_stores_are_importable_from_their_packages_lazily() -> None:
     assert out.stdout.strip() == "apisec.ratelimit.redis"
     with pytest.raises(AttributeError):
         _ = apisec.ratelimit.NoSuchStore
+
+
+def test_fastapi_integration_imports_fastapi_only_when_used() -> None:
+    """`import apisec.fastapi` loads no framework; the first name used loads FastAPI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apisec.fastapi as f;"
+        "assert not [m for m in ('fastapi', 'starlette', 'pydantic') if m in sys.modules];"
+        "f.Bearer;"
+        "print('fastapi' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from apisec._adapter_core import AuthCore, proxies_or_default
@@ -14,7 +14,7 @@ from apisec.clientaddr import TrustedProxies
 from apisec.errors import ApiSecError
 from apisec.tokens import AsyncTokenService, TokenService
 
-__all__ = ["ApiKeyAuthMiddleware", "AuthMiddleware", "BearerAuthMiddleware"]
+__all__ = ["ApiKeyAuthMiddleware", "AuthMiddleware", "BearerAuthMiddleware", "authenticate"]
 
 
 class AuthMiddleware:
@@ -113,19 +113,31 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope, method: str, path: str) -> Principal:
-        core = self.core
-        query = scope.get("query_string") or b""
-        credential = core.credential(getter(scope), query.decode("latin-1"))
-        if credential is None:
-            raise core.missing()
-        kind, value = credential
-        if kind == "token":
-            principal = core.verify_token(value)
-        elif core.keys_async:
-            principal = Principal.from_api_key(await core.keys.authenticate(value))
-        else:
-            principal = Principal.from_api_key(core.keys.authenticate(value))
-        return core.authorize(principal, method, path)
+        principal = await authenticate(self.core, scope)
+        if principal is None:
+            raise self.core.missing()
+        return self.core.authorize(principal, method, path)
+
+
+async def authenticate(
+    core: AuthCore, scope: Scope, kinds: Container[str] = ("token", "api_key")
+) -> Principal | None:
+    """The principal of the request's one credential; None when it carries none of ``kinds``.
+
+    Shared by the middleware and the framework integrations (``apisec.fastapi``),
+    so a credential is parsed and verified the same way everywhere. Raises the
+    credential's ``ApiSecError`` (malformed, repeated, invalid, expired).
+    """
+    query = scope.get("query_string") or b""
+    credential = core.credential(getter(scope), query.decode("latin-1"))
+    if credential is None or credential[0] not in kinds:
+        return None
+    kind, value = credential
+    if kind == "token":
+        return core.verify_token(value)
+    if core.keys_async:
+        return Principal.from_api_key(await core.keys.authenticate(value))
+    return Principal.from_api_key(core.keys.authenticate(value))
 
 
 class BearerAuthMiddleware(AuthMiddleware):

@@ -12,7 +12,8 @@ from apisec.errors import ApiSecError
 
 __all__ = ["ProblemDetailsMiddleware"]
 
-_IDLE, _HELD, _SENT, _DONE = range(4)
+# _READY: a held 5xx response is complete; it is sent once the app returns or raises.
+_IDLE, _HELD, _READY, _SENT, _DONE = range(5)
 
 
 class ProblemDetailsMiddleware:
@@ -29,6 +30,9 @@ class ProblemDetailsMiddleware:
       JSON error bodies are the application's own and pass unchanged.
     * Once a response has started nothing is sent twice: an exception after
       the start is logged and re-raised so the server closes the connection.
+    * A framework that answers an exception with its own 500 page and then
+      re-raises it (Starlette's ``ServerErrorMiddleware``) is not believed
+      for an ``ApiSecError``: the error's own problem and status are sent.
 
     Args:
         app: the ASGI application.
@@ -54,6 +58,9 @@ class ProblemDetailsMiddleware:
             await self.app(scope, receive, response.send)
         except Exception as exc:
             await response.failed(exc)
+            return
+        if response.state == _READY:
+            await response.send_rewritten()
 
 
 class _Response:
@@ -89,15 +96,18 @@ class _Response:
             self.state = _SENT
             await self._send(message)
             return
-        if self.state == _HELD:
+        if self.state in (_HELD, _READY):
             if kind == "http.response.body" and not message.get("more_body", False):
-                await self._send_rewritten()
+                if self.held[0] < 500:
+                    await self.send_rewritten()
+                else:  # wait: a framework's 500 page may be followed by the exception itself
+                    self.state = _READY
             return  # the replaced body (and any trailers) is dropped
         if kind == "http.response.body" and not message.get("more_body", False):
             self.state = _DONE
         await self._send(message)
 
-    async def _send_rewritten(self) -> None:
+    async def send_rewritten(self) -> None:
         status, kept = self.held
         if status >= 500:
             self.correlation = uuid.uuid4().urn
@@ -112,7 +122,11 @@ class _Response:
         if self.state == _SENT:
             log_unhandled(exc, self.correlation)
             raise exc
-        if self.state == _DONE:  # e.g. the framework sent its own 500, then re-raised
+        if self.state == _DONE:
+            log_unhandled(exc, self.correlation)
+            return
+        if self.state == _READY and not isinstance(exc, ApiSecError):
+            await self.send_rewritten()  # the framework's own 500 page for a crash, re-raised
             log_unhandled(exc, self.correlation)
             return
         error = exc if isinstance(exc, ApiSecError) else ApiSecError(type(exc).__name__)

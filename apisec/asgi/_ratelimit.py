@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from apisec._adapter_core import LimitCore, proxies_or_default
-from apisec._http import RequestView, replace_headers
+from apisec._http import RequestView, merge_rate_headers
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
 from apisec.asgi._base import client_of, encode, getter, send_problem, with_headers
 from apisec.audit import audit_context
 from apisec.authz import get_principal
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
+from apisec.errors import ConfigurationError
 from apisec.ratelimit import AsyncRateLimiter, Decision, RateLimiter, RateLimitExceeded
 
-__all__ = ["RateLimitMiddleware"]
+__all__ = ["RateLimitMiddleware", "spend"]
 
 KeyFunction = Callable[[RequestView], str | None]
 
@@ -91,21 +92,38 @@ class RateLimitMiddleware:
             return
         cost = core.cost_for(view)
         with audit_context(client=client):
-            reported: Decision | None = None
-            for limiter in limiters:
-                if isinstance(limiter, AsyncRateLimiter):
-                    decision = await limiter.hit(key, cost)
-                else:
-                    decision = limiter.hit(key, cost)
-                if not decision.allowed:
-                    await send_problem(send, scope, RateLimitExceeded(decision))
-                    return
-                if reported is None or decision.remaining < reported.remaining:
-                    reported = decision
-        if not self.send_headers or reported is None:
+            try:
+                reported = await spend(limiters, key, cost)
+            except RateLimitExceeded as exc:
+                await send_problem(send, scope, exc)
+                return
+        if not self.send_headers:
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _with_rate_headers(send, reported))
+
+
+async def spend(
+    limiters: Sequence[RateLimiter | AsyncRateLimiter], key: str, cost: int
+) -> Decision:
+    """Hit each limiter; raise ``RateLimitExceeded`` at the first refusal.
+
+    Returns the decision with the fewest units left (the one to report).
+    Shared by the middleware and ``apisec.fastapi.RateLimit``.
+    """
+    reported: Decision | None = None
+    for limiter in limiters:
+        if isinstance(limiter, AsyncRateLimiter):
+            decision = await limiter.hit(key, cost)
+        else:
+            decision = limiter.hit(key, cost)
+        if not decision.allowed:
+            raise RateLimitExceeded(decision)
+        if reported is None or decision.remaining < reported.remaining:
+            reported = decision
+    if reported is None:
+        raise ConfigurationError("spend() needs at least one limiter")
+    return reported
 
 
 def _with_rate_headers(send: Send, decision: Decision) -> Send:
@@ -113,7 +131,7 @@ def _with_rate_headers(send: Send, decision: Decision) -> Send:
 
     async def send_with_limits(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message = with_headers(message, replace_headers(message.get("headers") or [], added))
+            message = with_headers(message, merge_rate_headers(message.get("headers") or [], added))
         await send(message)
 
     return send_with_limits
