@@ -392,6 +392,26 @@ def replace_headers(
     return [h for h in existing if h[0].lower() not in names] + list(added)
 
 
+def replace_rate_headers(
+    existing: Sequence[tuple[AnyStr, AnyStr]],
+    added: Sequence[tuple[AnyStr, AnyStr]],
+    remaining: int,
+) -> list[tuple[AnyStr, AnyStr]]:
+    """A limiter's headers (lower-case names) on a response, unless it has a tighter budget.
+
+    An inner limiter's smaller ``remaining`` (or its 429) is the budget the
+    client must respect, so an outer limiter never overwrites it.
+    """
+    for name, value in existing:
+        if name.lower() in (b"x-ratelimit-remaining", "x-ratelimit-remaining"):
+            try:
+                if int(value) <= remaining:
+                    return list(existing)
+            except ValueError:
+                pass
+    return replace_headers(existing, added)
+
+
 def replace_cors(
     existing: Iterable[tuple[AnyStr, AnyStr]],
     cors: Sequence[tuple[AnyStr, AnyStr]],

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from apisec._adapter_core import LimitCore, proxies_or_default
-from apisec._http import RequestView, replace_headers
+from apisec._http import RequestView, replace_rate_headers
 from apisec._types import Environ, ExcInfo, StartResponse, WSGIApp
 from apisec.audit import audit_context
 from apisec.authz import get_principal
@@ -74,10 +74,11 @@ class RateLimitMiddleware:
         if not self.send_headers or reported is None:
             return self.app(environ, start_response)
         added = [(name.lower(), value) for name, value in reported.headers]
+        remaining = max(reported.remaining, 0)
 
         def start_with_limits(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> object:
-            return start_response(status, replace_headers(headers, added), exc_info)
+            return start_response(status, replace_rate_headers(headers, added, remaining), exc_info)
 
         return self.app(environ, start_with_limits)

@@ -312,6 +312,27 @@ class TestRateLimit:
         assert harness.request("POST", "/login").status_code == 429
         assert harness.request("GET", "/login").status_code == 200
 
+    def test_stacked_limits_report_the_tighter_budget(
+        self, make: Any, tokens: TokenService, clock: FakeClock
+    ) -> None:
+        """Under a client limit, the principal limit's smaller budget and its 429 are reported."""
+        client = RateLimiter(FixedWindow(10, 60), clock=clock)
+        per_principal = RateLimiter(FixedWindow(2, 60), prefix="p", clock=clock)
+        harness = make(
+            lambda m, app: m.protect(
+                app, tokens=tokens, client_limiter=client, principal_limiter=per_principal
+            )
+        )
+        auth = {"Authorization": f"Bearer {tokens.issue('user_1').access_token}"}
+        replies = [harness.request("GET", "/x", headers=auth) for _ in range(3)]
+        assert [r.status_code for r in replies] == [200, 200, 429]
+        assert [r.headers["x-ratelimit-remaining"] for r in replies] == ["1", "0", "0"]
+        assert replies[2].headers["x-ratelimit-limit"] == "2"
+        assert (
+            replies[2].headers["ratelimit"].endswith(";r=0;t=" + replies[2].headers["retry-after"])
+        )
+        assert problem(replies[2])["limit"] == 2
+
 
 class TestAuth:
     def test_no_credentials_is_a_401_challenge_without_error_code(
