@@ -583,3 +583,40 @@ class TestProtect:
         failures = [r for r in audit_records if r.event == "auth.failure"]  # type: ignore[attr-defined]
         assert failures
         assert {r.client for r in failures} == {"203.0.113.9"}  # type: ignore[attr-defined]
+
+
+class TestWsgiStartResponse:
+    """Werkzeug's test client (Flask's) re-raises any ``exc_info`` given to ``start_response``."""
+
+    @staticmethod
+    def _run(app: Any, path: str, body: bytes | None = None) -> tuple[str, bytes]:
+        import io
+
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        environ = EnvironBuilder(path=path, method="POST" if body else "GET").get_environ()
+        if body is not None:  # a chunked body: no Content-Length, the server marks the end
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ.pop("CONTENT_LENGTH", None)
+            environ["wsgi.input_terminated"] = True
+        result, status, _ = run_wsgi_app(app, environ, buffered=True)
+        return status, b"".join(result)
+
+    def test_a_500_problem_needs_no_exc_info_when_nothing_was_started(self) -> None:
+        """A crash before any start is answered with a first start_response, without exc_info."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        status, body = self._run(wsgi.ProblemDetailsMiddleware(wsgi_app), "/boom")
+        assert status.startswith("500")
+        assert json.loads(body)["status"] == 500
+
+    def test_a_tripped_body_limit_needs_no_exc_info_when_nothing_was_started(self) -> None:
+        """A chunked body over the limit is a 413 problem, not an exception from the server."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        app = wsgi.ProblemDetailsMiddleware(wsgi.BodyLimitMiddleware(wsgi_app, 100))
+        status, body = self._run(app, "/body", b"x" * 150)
+        assert status.startswith("413")
+        assert json.loads(body)["status"] == 413
