@@ -487,6 +487,7 @@ def render_status_problem(
     type_base: str | None = None,
     head: bool = False,
     instance: str | None = None,
+    detail: str | None = None,
 ) -> tuple[int, Headers, bytes]:
     """A problem for an error response the application produced in another format.
 
@@ -497,6 +498,7 @@ def render_status_problem(
     problem = Problem(
         status=status,
         type="about:blank" if type_base is None else f"{type_base}http-{status}",
+        detail=detail,
         instance=instance,
     )
     body = problem.to_json()

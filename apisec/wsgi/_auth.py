@@ -62,24 +62,28 @@ class AuthMiddleware:
         client = client_of(environ, self.proxies)
         with audit_context(client=client):
             try:
-                principal = self._authenticate(environ, method, path)
+                principal = authenticate(core, environ, method, path)
             except ApiSecError as exc:
                 return problem_response(environ, start_response, exc, core.challenges(exc))
         environ[PRINCIPAL_KEY] = principal
         with audit_context(client=client, principal=principal.id):
             return self.app(environ, start_response)
 
-    def _authenticate(self, environ: Environ, method: str, path: str) -> Principal:
-        core = self.core
-        credential = core.credential(getter(environ), environ.get("QUERY_STRING", ""))
-        if credential is None:
-            raise core.missing()
-        kind, value = credential
-        if kind == "token":
-            principal = core.verify_token(value)
-        else:
-            principal = Principal.from_api_key(core.keys.authenticate(value))
-        return core.authorize(principal, method, path)
+
+def authenticate(core: AuthCore, environ: Environ, method: str, path: str) -> Principal:
+    """The request's principal, authenticated and checked against the path's scope rules.
+
+    Raises the ``ApiSecError`` to render with ``core.challenges(error)``.
+    """
+    credential = core.credential(getter(environ), environ.get("QUERY_STRING", ""))
+    if credential is None:
+        raise core.missing()
+    kind, value = credential
+    if kind == "token":
+        principal = core.verify_token(value)
+    else:
+        principal = Principal.from_api_key(core.keys.authenticate(value))
+    return core.authorize(principal, method, path)
 
 
 class BearerAuthMiddleware(AuthMiddleware):

@@ -63,14 +63,11 @@ class RateLimitMiddleware:
         if key is None:
             return self.app(environ, start_response)
         cost = core.cost_for(view)
-        reported: Decision | None = None
         with audit_context(client=client):
-            for limiter in limiters:
-                decision = cast(RateLimiter, limiter).hit(key, cost)
-                if not decision.allowed:
-                    return problem_response(environ, start_response, RateLimitExceeded(decision))
-                if reported is None or decision.remaining < reported.remaining:
-                    reported = decision
+            try:
+                reported = hit_all(limiters, key, cost)
+            except RateLimitExceeded as exc:
+                return problem_response(environ, start_response, exc)
         if not self.send_headers or reported is None:
             return self.app(environ, start_response)
         added = [(name.lower(), value) for name, value in reported.headers]
@@ -82,3 +79,15 @@ class RateLimitMiddleware:
             return start_response(status, replace_rate_headers(headers, added, remaining), exc_info)
 
         return self.app(environ, start_with_limits)
+
+
+def hit_all(limiters: Iterable[object], key: str, cost: int) -> Decision | None:
+    """Hit each (synchronous) limiter; the tightest decision, or the first denial raised."""
+    reported: Decision | None = None
+    for limiter in limiters:
+        decision = cast(RateLimiter, limiter).hit(key, cost)
+        if not decision.allowed:
+            raise RateLimitExceeded(decision)
+        if reported is None or decision.remaining < reported.remaining:
+            reported = decision
+    return reported
