@@ -392,24 +392,29 @@ def replace_headers(
     return [h for h in existing if h[0].lower() not in names] + list(added)
 
 
-def replace_rate_headers(
-    existing: Sequence[tuple[AnyStr, AnyStr]],
-    added: Sequence[tuple[AnyStr, AnyStr]],
-    remaining: int,
+def merge_rate_headers(
+    existing: Iterable[tuple[AnyStr, AnyStr]], added: Sequence[tuple[AnyStr, AnyStr]]
 ) -> list[tuple[AnyStr, AnyStr]]:
-    """A limiter's headers (lower-case names) on a response, unless it has a tighter budget.
+    """A limiter's fields (``added``) on a response, unless an inner limiter's are tighter.
 
-    An inner limiter's smaller ``remaining`` (or its 429) is the budget the
-    client must respect, so an outer limiter never overwrites it.
+    Stacked limiters (per client outside, per principal inside) each describe
+    the response; the client is told about the one that runs out first, and
+    an inner 429 keeps its own fields.
     """
-    for name, value in existing:
-        if name.lower() in (b"x-ratelimit-remaining", "x-ratelimit-remaining"):
-            try:
-                if int(value) <= remaining:
-                    return list(existing)
-            except ValueError:
-                pass
-    return replace_headers(existing, added)
+    kept = list(existing)
+    inner, ours = _remaining(kept), _remaining(added)
+    if inner is not None and ours is not None and inner <= ours:
+        return kept
+    return replace_headers(kept, added)
+
+
+def _remaining(headers: Iterable[tuple[AnyStr, AnyStr]]) -> int | None:
+    for name, value in headers:
+        text = name.decode("latin-1") if isinstance(name, bytes) else name
+        if text.lower() == "x-ratelimit-remaining":
+            number = value.decode("latin-1") if isinstance(value, bytes) else value
+            return int(number) if number.isdigit() and len(number) < 19 else None
+    return None
 
 
 def replace_cors(
@@ -493,13 +498,13 @@ def render_status_problem(
 
     ``kept`` are the original headers; those describing the old body are
     dropped, the rest (``Allow``, ``WWW-Authenticate``, ``Retry-After``,
-    cookies...) stay.
+    cookies...) stay. ``detail`` is dropped for 5xx statuses.
     """
     problem = Problem(
         status=status,
         type="about:blank" if type_base is None else f"{type_base}http-{status}",
-        detail=detail,
         instance=instance,
+        detail=detail if status < 500 else None,
     )
     body = problem.to_json()
     headers: Headers = [(n, v) for n, v in kept if n.lower() not in _BODY_HEADERS]

@@ -33,7 +33,7 @@ from apisec.tokens import TokenService
 from apisec.webhooks import WebhookVerifier
 from apisec.wsgi._auth import authenticate
 from apisec.wsgi._base import TYPE_BASE_KEY, client_of, getter, path_of
-from apisec.wsgi._ratelimit import hit_all
+from apisec.wsgi._ratelimit import spend
 
 __all__ = [
     "LIMIT_KEY",
@@ -41,6 +41,7 @@ __all__ = [
     "ViewRules",
     "api_key_only",
     "limit",
+    "limit_headers",
     "public",
     "rules_of",
     "scopes",
@@ -238,7 +239,10 @@ class ViewGuard:
             core = self._core_for(rules, method, path)
             if core is not None:
                 try:
-                    principal = authenticate(core, environ, method, path)
+                    principal = authenticate(core, environ)
+                    if principal is None:
+                        raise core.missing()
+                    principal = core.authorize(principal, method, path)
                     if rules.scopes:
                         require_scopes(principal, *rules.scopes)
                 except ApiSecError as exc:
@@ -284,10 +288,8 @@ class ViewGuard:
             key = core.key_for(client, principal, view)
             if key is None:
                 continue
-            decision = hit_all(core.limiters(method, path), key, core.cost_for(view))
-            if decision is not None and (
-                reported is None or decision.remaining < reported.remaining
-            ):
+            decision = spend(core.limiters(method, path), key, core.cost_for(view))
+            if reported is None or decision.remaining < reported.remaining:
                 reported = decision
         return reported
 
@@ -298,6 +300,19 @@ class ViewGuard:
             client=client_of(environ, self.proxies),
             principal=None if principal is None else principal.id,
         )
+
+
+def limit_headers(decision: Decision | None, current: str | None) -> list[tuple[str, str]]:
+    """A decision's rate-limit headers, unless the response already reports a budget as tight.
+
+    ``current`` is the response's ``X-RateLimit-Remaining``: an inner limit's
+    smaller budget, or a 429's, is what the client must respect.
+    """
+    if decision is None:
+        return []
+    if current is not None and current.isdigit() and int(current) <= decision.remaining:
+        return []
+    return decision.headers
 
 
 def render_error(
@@ -333,5 +348,5 @@ def render_status(
         kept,
         type_base=environ.get(TYPE_BASE_KEY),
         instance=correlation,
-        detail=None if status >= 500 else detail,
+        detail=detail,
     )

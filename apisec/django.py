@@ -33,6 +33,7 @@ from apisec._views import (
     ViewGuard,
     api_key_only,
     limit,
+    limit_headers,
     public,
     render_error,
     render_status,
@@ -50,7 +51,7 @@ from apisec.tokens import TokenService
 from apisec.webhooks import WebhookVerifier
 from apisec.wsgi import WEBHOOK_BODY_KEY
 from apisec.wsgi._base import TYPE_BASE_KEY, client_of, header_values, path_of
-from apisec.wsgi._ratelimit import hit_all
+from apisec.wsgi._ratelimit import spend
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -201,7 +202,7 @@ class ApiSecMiddleware:
             if self.client_limit is not None:
                 key = self.client_limit.key_for(client_of(environ, self.guard.proxies), None, None)
                 if key is not None:
-                    decision = hit_all(self.client_limit.limiters(method, path), key, 1)
+                    decision = spend(self.client_limit.limiters(method, path), key, 1)
             declared = declared_length(header_values(environ, "content-length"))
             if self.max_body is not None and declared is not None and declared > self.max_body:
                 raise PayloadTooLarge(f"declared {declared} > {self.max_body}")
@@ -246,12 +247,12 @@ class ApiSecMiddleware:
     ) -> HttpResponseBase | None:
         """An exception from a view: a problem; a crash is a 500 whose id is in the log."""
         from django.core import signals
-        from django.core.exceptions import PermissionDenied, SuspiciousOperation
+        from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
         from django.http import Http404
 
         if isinstance(exception, ApiSecError):
             return _response(render_error(request.META, exception))
-        if isinstance(exception, (Http404, PermissionDenied, SuspiciousOperation)):
+        if isinstance(exception, (Http404, PermissionDenied, BadRequest, SuspiciousOperation)):
             return None  # Django answers (and logs) these; the page is then rewritten
         signals.got_request_exception.send(sender=None, request=request)  # error trackers
         return _response(render_error(request.META, exception))
@@ -316,11 +317,7 @@ def _with_limits(
     """Rate-limit headers of the tightest budget: the view's, the client's, or the response's."""
     for decision in (environ.get(LIMIT_KEY), client):
         current = response.headers.get("X-RateLimit-Remaining")
-        if decision is None or (
-            current and current.isdigit() and int(current) <= decision.remaining
-        ):
-            continue
-        for name, value in decision.headers:
+        for name, value in limit_headers(decision, current):
             response.headers[name] = value
     return response
 

@@ -32,6 +32,7 @@ from apisec._views import (
     ViewGuard,
     api_key_only,
     limit,
+    limit_headers,
     public,
     render_error,
     render_status,
@@ -169,12 +170,8 @@ class ApiSec:
     @staticmethod
     def _after(response: Response) -> Response:
         decision = _request().environ.get(LIMIT_KEY)
-        current = response.headers.get("X-RateLimit-Remaining")
-        if decision is not None and not (
-            current and current.isdigit() and int(current) <= decision.remaining
-        ):
-            for name, value in decision.headers:
-                response.headers[name] = value
+        for name, value in limit_headers(decision, response.headers.get("X-RateLimit-Remaining")):
+            response.headers[name] = value
         return response
 
     @staticmethod
@@ -194,7 +191,7 @@ class ApiSec:
         if error.response is not None:
             return error  # abort(response): the app chose its answer
         own = error.description if error.description != type(error).description else None
-        kept = [(n, v) for n, v in error.get_headers() if n.lower() != "content-type"]
+        kept = list(error.get_headers())  # Allow (405), WWW-Authenticate (401)...
         return _response(
             render_status(_request().environ, error.code, kept, detail=own, error=error)
         )

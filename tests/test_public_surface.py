@@ -66,6 +66,8 @@ PUBLIC_MODULES = [
     "apisec.authz",
     "apisec.asgi",
     "apisec.wsgi",
+    "apisec.flask",
+    "apisec.django",
 ]
 
 
@@ -132,3 +134,19 @@ def test_redis_stores_are_importable_from_their_packages_lazily() -> None:
     assert out.stdout.strip() == "apisec.ratelimit.redis"
     with pytest.raises(AttributeError):
         _ = apisec.ratelimit.NoSuchStore
+
+
+def test_integrations_import_their_framework_only_when_used() -> None:
+    """apisec.flask and apisec.django load no framework until an app or middleware is built;
+    `import apisec` loads neither integration."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apisec;"
+        "assert 'apisec.flask' not in sys.modules and 'apisec.django' not in sys.modules;"
+        "import apisec.flask, apisec.django;"
+        "print(','.join(m for m in ('flask', 'werkzeug', 'django') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

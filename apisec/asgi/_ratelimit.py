@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from apisec._adapter_core import LimitCore, proxies_or_default
-from apisec._http import RequestView, replace_rate_headers
+from apisec._http import RequestView, merge_rate_headers
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
 from apisec.asgi._base import client_of, encode, getter, send_problem, with_headers
 from apisec.audit import audit_context
@@ -110,12 +110,10 @@ class RateLimitMiddleware:
 
 def _with_rate_headers(send: Send, decision: Decision) -> Send:
     added = encode(decision.headers)
-    remaining = max(decision.remaining, 0)
 
     async def send_with_limits(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = message.get("headers") or []
-            message = with_headers(message, replace_rate_headers(headers, added, remaining))
+            message = with_headers(message, merge_rate_headers(message.get("headers") or [], added))
         await send(message)
 
     return send_with_limits

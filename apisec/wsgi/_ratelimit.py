@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from apisec._adapter_core import LimitCore, proxies_or_default
-from apisec._http import RequestView, replace_rate_headers
+from apisec._http import RequestView, merge_rate_headers
 from apisec._types import Environ, ExcInfo, StartResponse, WSGIApp
 from apisec.audit import audit_context
 from apisec.authz import get_principal
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
-from apisec.ratelimit import Decision, RateLimiter, RateLimitExceeded
+from apisec.errors import ConfigurationError
+from apisec.ratelimit import AsyncRateLimiter, Decision, RateLimiter, RateLimitExceeded
 from apisec.wsgi._base import client_of, getter, path_of, problem_response
 
-__all__ = ["RateLimitMiddleware"]
+__all__ = ["RateLimitMiddleware", "spend"]
 
 KeyFunction = Callable[[RequestView], str | None]
 
@@ -65,29 +66,35 @@ class RateLimitMiddleware:
         cost = core.cost_for(view)
         with audit_context(client=client):
             try:
-                reported = hit_all(limiters, key, cost)
+                reported = spend(limiters, key, cost)
             except RateLimitExceeded as exc:
                 return problem_response(environ, start_response, exc)
-        if not self.send_headers or reported is None:
+        if not self.send_headers:
             return self.app(environ, start_response)
         added = [(name.lower(), value) for name, value in reported.headers]
-        remaining = max(reported.remaining, 0)
 
         def start_with_limits(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> object:
-            return start_response(status, replace_rate_headers(headers, added, remaining), exc_info)
+            return start_response(status, merge_rate_headers(headers, added), exc_info)
 
         return self.app(environ, start_with_limits)
 
 
-def hit_all(limiters: Iterable[object], key: str, cost: int) -> Decision | None:
-    """Hit each (synchronous) limiter; the tightest decision, or the first denial raised."""
+def spend(limiters: Sequence[RateLimiter | AsyncRateLimiter], key: str, cost: int) -> Decision:
+    """Hit each limiter; raise ``RateLimitExceeded`` at the first refusal.
+
+    Returns the decision with the fewest units left (the one to report). The
+    twin of :func:`apisec.asgi._ratelimit.spend`, shared by the middleware and
+    the framework integrations.
+    """
     reported: Decision | None = None
     for limiter in limiters:
-        decision = cast(RateLimiter, limiter).hit(key, cost)
+        decision = cast(RateLimiter, limiter).hit(key, cost)  # WSGI cores admit sync ones only
         if not decision.allowed:
             raise RateLimitExceeded(decision)
         if reported is None or decision.remaining < reported.remaining:
             reported = decision
+    if reported is None:
+        raise ConfigurationError("spend() needs at least one limiter")
     return reported
