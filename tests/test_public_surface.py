@@ -69,6 +69,8 @@ PUBLIC_MODULES = [
     "apisec.oauth",
     "apisec.outbound",
     "apisec.fastapi",
+    "apisec.flask",
+    "apisec.django",
 ]
 
 
@@ -150,3 +152,19 @@ def test_fastapi_integration_imports_fastapi_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_integrations_import_their_framework_only_when_used() -> None:
+    """apisec.flask and apisec.django load no framework until an app or middleware is built;
+    `import apisec` loads neither integration."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apisec;"
+        "assert 'apisec.flask' not in sys.modules and 'apisec.django' not in sys.modules;"
+        "import apisec.flask, apisec.django;"
+        "print(','.join(m for m in ('flask', 'werkzeug', 'django') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from apisec._adapter_core import AuthCore, proxies_or_default
@@ -14,7 +14,7 @@ from apisec.errors import ApiSecError
 from apisec.tokens import TokenService
 from apisec.wsgi._base import client_of, getter, path_of, problem_response
 
-__all__ = ["ApiKeyAuthMiddleware", "AuthMiddleware", "BearerAuthMiddleware"]
+__all__ = ["ApiKeyAuthMiddleware", "AuthMiddleware", "BearerAuthMiddleware", "authenticate"]
 
 
 class AuthMiddleware:
@@ -70,16 +70,28 @@ class AuthMiddleware:
             return self.app(environ, start_response)
 
     def _authenticate(self, environ: Environ, method: str, path: str) -> Principal:
-        core = self.core
-        credential = core.credential(getter(environ), environ.get("QUERY_STRING", ""))
-        if credential is None:
-            raise core.missing()
-        kind, value = credential
-        if kind == "token":
-            principal = core.verify_token(value)
-        else:
-            principal = Principal.from_api_key(core.keys.authenticate(value))
-        return core.authorize(principal, method, path)
+        principal = authenticate(self.core, environ)
+        if principal is None:
+            raise self.core.missing()
+        return self.core.authorize(principal, method, path)
+
+
+def authenticate(
+    core: AuthCore, environ: Environ, kinds: Container[str] = ("token", "api_key")
+) -> Principal | None:
+    """The principal of the request's one credential; None when it carries none of ``kinds``.
+
+    The twin of :func:`apisec.asgi._auth.authenticate`, shared by the middleware
+    and the framework integrations (``apisec.flask``, ``apisec.django``). Raises
+    the credential's ``ApiSecError`` (malformed, repeated, invalid, expired).
+    """
+    credential = core.credential(getter(environ), environ.get("QUERY_STRING", ""))
+    if credential is None or credential[0] not in kinds:
+        return None
+    kind, value = credential
+    if kind == "token":
+        return core.verify_token(value)
+    return Principal.from_api_key(core.keys.authenticate(value))
 
 
 class BearerAuthMiddleware(AuthMiddleware):

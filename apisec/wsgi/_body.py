@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
@@ -48,12 +49,14 @@ class BodyLimitMiddleware:
             )
         reader = LimitedInput(environ.get("wsgi.input"), limit)
         environ["wsgi.input"] = reader
+        started: list[bool] = []  # whether the app's own start reached the server
 
         def start_unless_tripped(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> object:
             if reader.tripped is not None:
                 return _discard  # the app's answer to the failed read is replaced
+            started.append(True)
             return start_response(status, headers, exc_info)
 
         try:
@@ -62,9 +65,8 @@ class BodyLimitMiddleware:
             tripped = reader.tripped
             if tripped is None:
                 raise
-            exc_info = (type(tripped), tripped, tripped.__traceback__)
-            return problem_response(environ, start_response, tripped, exc_info=exc_info)
-        return self._iterate(environ, start_response, result, reader)
+            return problem_response(environ, start_response, tripped, exc_info=_info(started))
+        return self._iterate(environ, start_response, result, reader, started)
 
     @staticmethod
     def _iterate(
@@ -72,6 +74,7 @@ class BodyLimitMiddleware:
         start_response: StartResponse,
         result: Iterable[bytes],
         reader: LimitedInput,
+        started: list[bool],
     ) -> Iterator[bytes]:
         close = closing(result)
         sent = False
@@ -90,12 +93,17 @@ class BodyLimitMiddleware:
         if tripped is not None:
             if sent:  # bytes are out: the server must abort the response
                 raise tripped
-            exc_info = (type(tripped), tripped, tripped.__traceback__)
-            yield from problem_response(environ, start_response, tripped, exc_info=exc_info)
+            yield from problem_response(environ, start_response, tripped, exc_info=_info(started))
 
 
 def _discard(data: bytes) -> None:
     return None
+
+
+def _info(started: list[bool]) -> ExcInfo | None:
+    """The exc_info for a second start (PEP 3333); None for a first one."""
+    exc = sys.exc_info()[1]
+    return (type(exc), exc, exc.__traceback__) if started and exc is not None else None
 
 
 class LimitedInput:

@@ -131,5 +131,7 @@ class _Response:
             error, type_base=self._type_base, head=self._head, instance=correlation
         )
         self.held = None
-        self._start_response(status_line(status), headers, sys.exc_info())
+        # exc_info only when a start already reached the server (PEP 3333); some servers'
+        # start_response (Werkzeug's test client) re-raise any exc_info they are given.
+        self._start_response(status_line(status), headers, sys.exc_info() if self.started else None)
         return [body]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from apisec._adapter_core import LimitCore, proxies_or_default
@@ -11,10 +11,11 @@ from apisec._types import Environ, ExcInfo, StartResponse, WSGIApp
 from apisec.audit import audit_context
 from apisec.authz import get_principal
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
-from apisec.ratelimit import Decision, RateLimiter, RateLimitExceeded
+from apisec.errors import ConfigurationError
+from apisec.ratelimit import AsyncRateLimiter, Decision, RateLimiter, RateLimitExceeded
 from apisec.wsgi._base import client_of, getter, path_of, problem_response
 
-__all__ = ["RateLimitMiddleware"]
+__all__ = ["RateLimitMiddleware", "spend"]
 
 KeyFunction = Callable[[RequestView], str | None]
 
@@ -63,15 +64,12 @@ class RateLimitMiddleware:
         if key is None:
             return self.app(environ, start_response)
         cost = core.cost_for(view)
-        reported: Decision | None = None
         with audit_context(client=client):
-            for limiter in limiters:
-                decision = cast(RateLimiter, limiter).hit(key, cost)
-                if not decision.allowed:
-                    return problem_response(environ, start_response, RateLimitExceeded(decision))
-                if reported is None or decision.remaining < reported.remaining:
-                    reported = decision
-        if not self.send_headers or reported is None:
+            try:
+                reported = spend(limiters, key, cost)
+            except RateLimitExceeded as exc:
+                return problem_response(environ, start_response, exc)
+        if not self.send_headers:
             return self.app(environ, start_response)
         added = [(name.lower(), value) for name, value in reported.headers]
 
@@ -81,3 +79,22 @@ class RateLimitMiddleware:
             return start_response(status, merge_rate_headers(headers, added), exc_info)
 
         return self.app(environ, start_with_limits)
+
+
+def spend(limiters: Sequence[RateLimiter | AsyncRateLimiter], key: str, cost: int) -> Decision:
+    """Hit each limiter; raise ``RateLimitExceeded`` at the first refusal.
+
+    Returns the decision with the fewest units left (the one to report). The
+    twin of :func:`apisec.asgi._ratelimit.spend`, shared by the middleware and
+    the framework integrations.
+    """
+    reported: Decision | None = None
+    for limiter in limiters:
+        decision = cast(RateLimiter, limiter).hit(key, cost)  # WSGI cores admit sync ones only
+        if not decision.allowed:
+            raise RateLimitExceeded(decision)
+        if reported is None or decision.remaining < reported.remaining:
+            reported = decision
+    if reported is None:
+        raise ConfigurationError("spend() needs at least one limiter")
+    return reported

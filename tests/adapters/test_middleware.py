@@ -312,6 +312,27 @@ class TestRateLimit:
         assert harness.request("POST", "/login").status_code == 429
         assert harness.request("GET", "/login").status_code == 200
 
+    def test_stacked_limits_report_the_tighter_budget(
+        self, make: Any, tokens: TokenService, clock: FakeClock
+    ) -> None:
+        """Under a client limit, the principal limit's smaller budget and its 429 are reported."""
+        client = RateLimiter(FixedWindow(10, 60), clock=clock)
+        per_principal = RateLimiter(FixedWindow(2, 60), prefix="p", clock=clock)
+        harness = make(
+            lambda m, app: m.protect(
+                app, tokens=tokens, client_limiter=client, principal_limiter=per_principal
+            )
+        )
+        auth = {"Authorization": f"Bearer {tokens.issue('user_1').access_token}"}
+        replies = [harness.request("GET", "/x", headers=auth) for _ in range(3)]
+        assert [r.status_code for r in replies] == [200, 200, 429]
+        assert [r.headers["x-ratelimit-remaining"] for r in replies] == ["1", "0", "0"]
+        assert replies[2].headers["x-ratelimit-limit"] == "2"
+        assert (
+            replies[2].headers["ratelimit"].endswith(";r=0;t=" + replies[2].headers["retry-after"])
+        )
+        assert problem(replies[2])["limit"] == 2
+
 
 class TestAuth:
     def test_no_credentials_is_a_401_challenge_without_error_code(
@@ -562,3 +583,40 @@ class TestProtect:
         failures = [r for r in audit_records if r.event == "auth.failure"]  # type: ignore[attr-defined]
         assert failures
         assert {r.client for r in failures} == {"203.0.113.9"}  # type: ignore[attr-defined]
+
+
+class TestWsgiStartResponse:
+    """Werkzeug's test client (Flask's) re-raises any ``exc_info`` given to ``start_response``."""
+
+    @staticmethod
+    def _run(app: Any, path: str, body: bytes | None = None) -> tuple[str, bytes]:
+        import io
+
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        environ = EnvironBuilder(path=path, method="POST" if body else "GET").get_environ()
+        if body is not None:  # a chunked body: no Content-Length, the server marks the end
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ.pop("CONTENT_LENGTH", None)
+            environ["wsgi.input_terminated"] = True
+        result, status, _ = run_wsgi_app(app, environ, buffered=True)
+        return status, b"".join(result)
+
+    def test_a_500_problem_needs_no_exc_info_when_nothing_was_started(self) -> None:
+        """A crash before any start is answered with a first start_response, without exc_info."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        status, body = self._run(wsgi.ProblemDetailsMiddleware(wsgi_app), "/boom")
+        assert status.startswith("500")
+        assert json.loads(body)["status"] == 500
+
+    def test_a_tripped_body_limit_needs_no_exc_info_when_nothing_was_started(self) -> None:
+        """A chunked body over the limit is a 413 problem, not an exception from the server."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        app = wsgi.ProblemDetailsMiddleware(wsgi.BodyLimitMiddleware(wsgi_app, 100))
+        status, body = self._run(app, "/body", b"x" * 150)
+        assert status.startswith("413")
+        assert json.loads(body)["status"] == 413
