@@ -392,6 +392,30 @@ def replace_headers(
     return [h for h in existing if h[0].lower() not in names] + list(added)
 
 
+def add_rate_headers(
+    existing: Iterable[tuple[AnyStr, AnyStr]],
+    added: Sequence[tuple[AnyStr, AnyStr]],
+    *,
+    remaining: AnyStr,
+) -> list[tuple[AnyStr, AnyStr]]:
+    """Our rate-limit fields, unless the response already reports a limit as tight or tighter.
+
+    An inner limiter (or its 429) got there first; the client must see the
+    tightest limit. ``remaining`` is ``x-ratelimit-remaining`` in the
+    headers' own type (bytes for ASGI, str for WSGI).
+    """
+    existing = list(existing)
+    ours = next((v for n, v in added if n.lower() == remaining), None)
+    theirs = next((v for n, v in existing if n.lower() == remaining), None)
+    if ours is not None and theirs is not None:
+        try:
+            if int(theirs) <= int(ours):
+                return existing
+        except ValueError:
+            pass  # an app's own unparsable field: ours replaces it
+    return replace_headers(existing, added)
+
+
 def replace_cors(
     existing: Iterable[tuple[AnyStr, AnyStr]],
     cors: Sequence[tuple[AnyStr, AnyStr]],

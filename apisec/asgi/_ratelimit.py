@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from apisec._adapter_core import LimitCore, proxies_or_default
-from apisec._http import RequestView, replace_headers
+from apisec._http import RequestView, add_rate_headers
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
 from apisec.asgi._base import client_of, encode, getter, send_problem, with_headers
 from apisec.audit import audit_context
@@ -113,7 +113,10 @@ def _with_rate_headers(send: Send, decision: Decision) -> Send:
 
     async def send_with_limits(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message = with_headers(message, replace_headers(message.get("headers") or [], added))
+            headers = add_rate_headers(
+                message.get("headers") or [], added, remaining=b"x-ratelimit-remaining"
+            )
+            message = with_headers(message, headers)
         await send(message)
 
     return send_with_limits

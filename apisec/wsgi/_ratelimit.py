@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from apisec._adapter_core import LimitCore, proxies_or_default
-from apisec._http import RequestView, replace_headers
+from apisec._http import RequestView, add_rate_headers
 from apisec._types import Environ, ExcInfo, StartResponse, WSGIApp
 from apisec.audit import audit_context
 from apisec.authz import get_principal
@@ -78,6 +78,7 @@ class RateLimitMiddleware:
         def start_with_limits(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> object:
-            return start_response(status, replace_headers(headers, added), exc_info)
+            merged = add_rate_headers(headers, added, remaining="x-ratelimit-remaining")
+            return start_response(status, merged, exc_info)
 
         return self.app(environ, start_with_limits)
