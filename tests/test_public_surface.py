@@ -66,6 +66,8 @@ PUBLIC_MODULES = [
     "apisec.authz",
     "apisec.asgi",
     "apisec.wsgi",
+    "apisec.cli",
+    "apisec.demo",
 ]
 
 
