@@ -27,9 +27,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from apisec.errors import ApiSecError
+import attrs
 
-__all__ = ["main"]
+from apisec._cli_keys import generate_key, parse_keys
+from apisec.apikeys import ApiKeyService
+from apisec.cors import CorsPolicy
+from apisec.errors import ApiSecError, ConfigurationError
+from apisec.pkce import challenge, create_verifier
+from apisec.ssrf import UnsafeURL, check_url, system_resolver
+from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService, _jws
+from apisec.webhooks import (
+    WebhookError,
+    WebhookSigner,
+    WebhookVerifier,
+    generate_keypair,
+    generate_secret,
+)
+
+__all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 MAX_SECRET_BYTES = 64 * 1024
@@ -38,11 +53,11 @@ _WEBHOOK_SCHEMES = ("standard", "stripe", "github", "hmac-sha256")
 _UNVERIFIED = "UNVERIFIED: the signature was not checked; do not trust these claims"
 
 
-class UsageError(Exception):
+class _UsageError(Exception):
     """Bad input: reported as one line on stderr, exit code 2."""
 
 
-class Refused(Exception):
+class _Refused(Exception):
     """A check said no: reported as one line on stderr, exit code 1."""
 
 
@@ -50,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (raised, so ``main`` reports it)."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {self.prog} --help)")
+        raise _UsageError(f"{message} (see {self.prog} --help)")
 
 
 class _Inputs:
@@ -63,7 +78,7 @@ class _Inputs:
     def read(self, path: str, what: str, limit: int, *, secret: bool = False) -> bytes:
         if path == "-":
             if self.stdin_used:
-                raise UsageError("only one input can come from stdin")
+                raise _UsageError("only one input can come from stdin")
             self.stdin_used = True
             if secret and sys.stdin.isatty():
                 return getpass.getpass(f"{what}: ", stream=sys.stderr).encode()
@@ -73,9 +88,9 @@ class _Inputs:
                 with open(path, "rb") as handle:
                     data = handle.read(limit + 1)
             except OSError as exc:
-                raise UsageError(f"cannot read the {what} from {path}: {exc.strerror}") from None
+                raise _UsageError(f"cannot read the {what} from {path}: {exc.strerror}") from None
         if len(data) > limit:
-            raise UsageError(f"the {what} is larger than {limit} bytes")
+            raise _UsageError(f"the {what} is larger than {limit} bytes")
         return data
 
     def text(self, path: str, what: str, *, secret: bool = False) -> str:
@@ -84,11 +99,11 @@ class _Inputs:
         try:
             value = data.decode("utf-8").strip()
         except UnicodeDecodeError:
-            raise UsageError(f"the {what} is not UTF-8 text") from None
+            raise _UsageError(f"the {what} is not UTF-8 text") from None
         if secret:
             self.secrets.extend([value, *(line.strip() for line in value.splitlines())])
         if not value:
-            raise UsageError(f"the {what} is empty")
+            raise _UsageError(f"the {what} is empty")
         return value
 
     def scrub(self, message: str) -> str:
@@ -114,8 +129,6 @@ def _pretty(obj: Any) -> str:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from apisec.apikeys import ApiKeyService  # noqa: PLC0415 - keep the command start fast
-
     pepper = None
     if args.pepper_file is not None:
         pepper = args.inputs.read(args.pepper_file, "pepper", MAX_SECRET_BYTES, secret=True).strip()
@@ -155,8 +168,6 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_secret(args: argparse.Namespace) -> int:
-    from apisec.webhooks import generate_keypair, generate_secret  # noqa: PLC0415
-
     kind = args.kind
     if kind == "ed25519":
         signing, public = generate_keypair()
@@ -164,7 +175,7 @@ def _cmd_secret(args: argparse.Namespace) -> int:
         text = f"signing key (sender keeps it): {signing}\npublic key (receivers verify): {public}"
     elif kind == "hmac":
         if args.bytes < 32:
-            raise UsageError("an HMAC key needs at least 32 random bytes")
+            raise _UsageError("an HMAC key needs at least 32 random bytes")
         value = secrets.token_urlsafe(args.bytes)
         data = {"kind": kind, "secret": value}
         text = value
@@ -177,8 +188,6 @@ def _cmd_secret(args: argparse.Namespace) -> int:
 
 
 def _cmd_pkce(args: argparse.Namespace) -> int:
-    from apisec.pkce import challenge, create_verifier  # noqa: PLC0415
-
     verifier = create_verifier(args.length)
     data = {"verifier": verifier, "challenge": challenge(verifier), "method": "S256"}
     text = f"code_verifier:         {verifier}\ncode_challenge:        {data['challenge']}\n"
@@ -190,8 +199,6 @@ def _cmd_pkce(args: argparse.Namespace) -> int:
 
 
 def _cmd_jwk(args: argparse.Namespace) -> int:
-    from apisec._cli_keys import generate_key  # noqa: PLC0415
-
     form = args.format or ("jwk" if args.alg.startswith("HS") else "pem")
     key = generate_key(args.alg, args.kid, form)
     if args.out is not None:
@@ -215,9 +222,9 @@ def _write_private(path: Path, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise UsageError(f"{path} exists; refusing to overwrite a key") from None
+        raise _UsageError(f"{path} exists; refusing to overwrite a key") from None
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        raise _UsageError(f"cannot write {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(text)
 
@@ -225,17 +232,16 @@ def _write_private(path: Path, text: str) -> None:
 def _load_keys(
     inputs: _Inputs, paths: Sequence[str], alg: str | None, kid: str | None
 ) -> list[Any]:
-    from apisec._cli_keys import parse_keys  # noqa: PLC0415
 
     if kid is not None and len(paths) != 1:
-        raise UsageError("--kid names the key of a single key file")
+        raise _UsageError("--kid names the key of a single key file")
     keys = []
     for path in paths:
         keys.extend(parse_keys(inputs.text(path, "key", secret=True), alg=alg, kid=kid))
     seen: set[str] = set()
     for key in keys:
         if key.kid in seen:
-            raise UsageError(f"two keys share the kid {key.kid!r}")
+            raise _UsageError(f"two keys share the kid {key.kid!r}")
         seen.add(key.kid)
     return keys
 
@@ -246,7 +252,7 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
     for key in keys:
         jwk = key.public_jwk()
         if jwk is None:
-            raise UsageError(f"key {key.kid!r} is an HMAC secret: it has no public form")
+            raise _UsageError(f"key {key.kid!r} is an HMAC secret: it has no public form")
         published.append(jwk)
     jwks = {"keys": published}
     _print(args, jwks, _pretty(jwks))
@@ -254,14 +260,12 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
 
 
 def _cmd_jwt_inspect(args: argparse.Namespace) -> int:
-    from apisec.tokens import InvalidToken, _jws  # noqa: PLC0415
-
     token = args.inputs.text(args.token, "token", secret=True)
     try:
         compact = _jws.parse(token, 64 * 1024)
         claims = _jws.parse_json_object(compact.payload, "claims")
     except InvalidToken as exc:
-        raise UsageError(f"not a JWT: {exc.message}") from None
+        raise _UsageError(f"not a JWT: {exc.message}") from None
     data = {"verified": False, "warning": _UNVERIFIED, "header": compact.header, "claims": claims}
     lines = [_UNVERIFIED, f"header: {_pretty(compact.header)}", f"claims: {_pretty(claims)}"]
     for name in ("iat", "nbf", "exp"):
@@ -272,10 +276,8 @@ def _cmd_jwt_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_jwt_verify(args: argparse.Namespace) -> int:
-    from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService  # noqa: PLC0415
-
     if not args.key and args.hmac_secret_file is None:
-        raise UsageError("give --key (PEM, JWK or JWKS file) or --hmac-secret-file")
+        raise _UsageError("give --key (PEM, JWK or JWKS file) or --hmac-secret-file")
     keys = _load_keys(args.inputs, args.key, args.alg, args.kid if args.key else None)
     if args.hmac_secret_file is not None:
         secret = args.inputs.text(args.hmac_secret_file, "HMAC secret", secret=True)
@@ -294,7 +296,7 @@ def _cmd_jwt_verify(args: argparse.Namespace) -> int:
     except InvalidToken as exc:
         if args.json:
             print(json.dumps({"valid": False, "reason": exc.slug, "message": exc.message}))
-        raise Refused(f"invalid token: {exc.message}") from None
+        raise _Refused(f"invalid token: {exc.message}") from None
     _print(args, {"valid": True, "claims": claims}, f"valid\nclaims: {_pretty(claims)}")
     return EXIT_OK
 
@@ -318,8 +320,6 @@ def _webhook_secrets(inputs: _Inputs, path: str) -> list[str]:
 
 
 def _cmd_webhook_sign(args: argparse.Namespace) -> int:
-    from apisec.webhooks import WebhookSigner  # noqa: PLC0415
-
     secrets_ = _webhook_secrets(args.inputs, args.secret_file)
     body = args.inputs.read(args.body, "body", MAX_BODY_BYTES)
     signer = WebhookSigner(secrets_, args.scheme)
@@ -336,14 +336,12 @@ def _parse_header_lines(lines: Iterable[str]) -> list[tuple[str, str]]:
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip() or name != name.strip():
-            raise UsageError("headers are 'Name: value' lines")
+            raise _UsageError("headers are 'Name: value' lines")
         pairs.append((name, value.strip()))
     return pairs
 
 
 def _cmd_webhook_verify(args: argparse.Namespace) -> int:
-    from apisec.webhooks import WebhookError, WebhookVerifier  # noqa: PLC0415
-
     secrets_ = _webhook_secrets(args.inputs, args.secret_file)
     lines = list(args.header)
     if args.headers_file is not None:
@@ -351,7 +349,7 @@ def _cmd_webhook_verify(args: argparse.Namespace) -> int:
         lines.extend(raw.decode("latin-1").splitlines())
     headers = _parse_header_lines(lines)
     if not headers:
-        raise UsageError("give the delivery's headers with -H or --headers-file")
+        raise _UsageError("give the delivery's headers with -H or --headers-file")
     body = args.inputs.read(args.body, "body", MAX_BODY_BYTES)
     verifier = WebhookVerifier(
         secrets_, args.scheme, tolerance=args.tolerance, max_body_bytes=MAX_BODY_BYTES
@@ -361,7 +359,7 @@ def _cmd_webhook_verify(args: argparse.Namespace) -> int:
     except WebhookError as exc:
         if args.json:
             print(json.dumps({"valid": False, "reason": exc.slug, "message": exc.message}))
-        raise Refused(f"refused: {exc.message}") from None
+        raise _Refused(f"refused: {exc.message}") from None
     _print(args, {"valid": True}, "valid")
     return EXIT_OK
 
@@ -372,7 +370,6 @@ def _cmd_webhook_verify(args: argparse.Namespace) -> int:
 def _resolver(pinned: Mapping[str, list[str]]) -> Callable[[str, int], list[str]] | None:
     if not pinned:
         return None
-    from apisec.ssrf import system_resolver  # noqa: PLC0415
 
     def resolve(host: str, port: int) -> list[str]:
         found = pinned.get(host.lower().rstrip("."))
@@ -382,13 +379,11 @@ def _resolver(pinned: Mapping[str, list[str]]) -> Callable[[str, int], list[str]
 
 
 def _cmd_check_url(args: argparse.Namespace) -> int:
-    from apisec.ssrf import UnsafeURL, check_url  # noqa: PLC0415
-
     pinned: dict[str, list[str]] = {}
     for item in args.resolve:
         host, sep, address = item.partition("=")
         if not sep or not host or not address:
-            raise UsageError("--resolve takes HOST=ADDRESS")
+            raise _UsageError("--resolve takes HOST=ADDRESS")
         pinned.setdefault(host.lower().rstrip("."), []).append(address.strip("[]"))
     try:
         safe = check_url(
@@ -402,7 +397,7 @@ def _cmd_check_url(args: argparse.Namespace) -> int:
     except UnsafeURL as exc:
         if args.json:
             print(json.dumps({"safe": False, "reason": exc.reason, "message": exc.message}))
-        raise Refused(f"unsafe ({exc.reason}): {exc.message}") from None
+        raise _Refused(f"unsafe ({exc.reason}): {exc.message}") from None
     addresses = [str(address) for address in safe.addresses]
     data = {
         "safe": True,
@@ -422,28 +417,23 @@ def _load_policy(inputs: _Inputs, path: str) -> Any:
         try:
             tomllib: Any = importlib.import_module("tomllib")  # Python 3.11+
         except ImportError:
-            raise UsageError("TOML policies need Python 3.11 or later; use JSON") from None
+            raise _UsageError("TOML policies need Python 3.11 or later; use JSON") from None
         try:
             return tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"the policy is not valid TOML: {exc}") from None
+            raise _UsageError(f"the policy is not valid TOML: {exc}") from None
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"the policy is not valid JSON: {exc}") from None
+        raise _UsageError(f"the policy is not valid JSON: {exc}") from None
 
 
 def _cmd_cors_lint(args: argparse.Namespace) -> int:
-    import attrs  # noqa: PLC0415
-
-    from apisec.cors import CorsPolicy  # noqa: PLC0415
-    from apisec.errors import ConfigurationError  # noqa: PLC0415
-
     data = _load_policy(args.inputs, args.policy)
     if isinstance(data, dict) and isinstance(data.get("cors"), dict):
         data = data["cors"]
     if not isinstance(data, dict):
-        raise UsageError("the policy must be an object of CorsPolicy settings")
+        raise _UsageError("the policy must be an object of CorsPolicy settings")
     known = {field.name for field in attrs.fields(CorsPolicy) if field.init}
     errors = [f"unknown setting {name!r}" for name in sorted(set(data) - known)]
     warnings: list[str] = []
@@ -468,7 +458,7 @@ def _cmd_cors_lint(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from apisec.demo import DemoConfig, run  # noqa: PLC0415
+    from apisec.demo import DemoConfig, run  # noqa: PLC0415 - the adapters, only when asked
 
     config = DemoConfig(
         host=args.host, port=args.port, web_port=args.web_port, redis_url=args.redis
@@ -520,11 +510,11 @@ def _command(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``apisec`` argument parser."""
-    from apisec import __version__  # noqa: PLC0415
+    from apisec import __version__  # noqa: PLC0415 - the package imports this module
 
     parser = _Parser(
         prog="apisec",
-        description=__doc__.split("\n\n>>>")[0] if __doc__ else None,
+        description=__doc__.split("\n\n>>>")[0].replace("``", "") if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"apisec {__version__}")
@@ -753,12 +743,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         prog = args.prog
         if args.handler is None:
-            raise UsageError(f"choose a command (see {prog} --help)")
+            raise _UsageError(f"choose a command (see {prog} --help)")
         args.inputs = inputs
         code: int = args.handler(args)
-    except UsageError as exc:
+    except _UsageError as exc:
         code, message = EXIT_USAGE, f"error: {exc}"
-    except Refused as exc:
+    except _Refused as exc:
         code, message = EXIT_REFUSED, str(exc)
     except ApiSecError as exc:
         code, message = EXIT_USAGE, f"error: {exc.message}"

@@ -113,6 +113,12 @@ def _configure_logging(json_output: bool) -> None:
 
 
 def _banner(api: str, web: str, store: str, creds: DemoCredentials) -> str:
+    host = urlsplit(api).hostname or ""
+    note = (
+        ""
+        if host in ("127.0.0.1", "::1", "localhost")
+        else "Note: over plain HTTP, browsers keep the __Host- refresh cookie only on loopback.\n"
+    )
     login = json.dumps({"username": creds.username, "password": creds.password})
     token = (
         f"TOKEN=$(curl -s -c jar -H 'Content-Type: application/json' -d '{login}' {api}/auth/login"
@@ -144,7 +150,7 @@ Try it with curl:
   curl -i -H @headers.txt --data-binary @body.json {api}{WEBHOOK_PATH}   # 202
 
 Every caller may make {PRINCIPAL_LIMIT} calls in {PRINCIPAL_WINDOW:g} s. Ctrl-C stops both servers.
-"""
+{note}"""
 
 
 async def _serve(
