@@ -71,6 +71,8 @@ PUBLIC_MODULES = [
     "apisec.fastapi",
     "apisec.flask",
     "apisec.django",
+    "apisec.cli",
+    "apisec.demo",
 ]
 
 

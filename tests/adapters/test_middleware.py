@@ -333,6 +333,23 @@ class TestRateLimit:
         )
         assert problem(replies[2])["limit"] == 2
 
+    def test_nested_limiters_report_the_tightest(self, make: Any, clock: FakeClock) -> None:
+        """An outer limiter never overwrites a tighter inner one's fields, nor its 429's."""
+        outer = RateLimiter(FixedWindow(100, 60, name="per-client"), prefix="c", clock=clock)
+        inner = RateLimiter(FixedWindow(2, 60, name="per-caller"), prefix="p", clock=clock)
+        harness = make(
+            lambda m, app: m.RateLimitMiddleware(m.RateLimitMiddleware(app, inner), outer)
+        )
+        allowed = harness.request("GET", "/ok")
+        assert allowed.headers["x-ratelimit-remaining"] == "1"
+        assert allowed.headers["ratelimit-policy"].startswith('"per-caller"')
+        harness.request("GET", "/ok")
+        denied = harness.request("GET", "/ok")
+        assert denied.status_code == 429
+        assert denied.headers["x-ratelimit-remaining"] == "0"
+        assert denied.headers["ratelimit-policy"].startswith('"per-caller"')
+        assert len(denied.headers.get_list("ratelimit")) == 1
+
 
 class TestAuth:
     def test_no_credentials_is_a_401_challenge_without_error_code(
