@@ -2,7 +2,7 @@
 
 Each session installs the project with its `dev` extra into its own
 virtualenv; `scripts/test.sh` runs them after installing the system
-programs the tests need (redis-server).
+programs the tests need (redis-server, chromium).
 """
 
 from __future__ import annotations

@@ -417,9 +417,26 @@ def _remaining(headers: Iterable[tuple[AnyStr, AnyStr]]) -> int | None:
     return None
 
 
+def split_vary(
+    headers: Iterable[tuple[AnyStr, AnyStr]],
+    *,
+    vary: AnyStr,
+    join: Callable[[list[AnyStr]], AnyStr],
+) -> tuple[list[tuple[AnyStr, AnyStr]], AnyStr | None]:
+    """CORS headers (lower-case names) apart from their ``Vary``, which is merged into one value.
+
+    Done once per decision, so :func:`replace_cors` merges every response cheaply.
+    """
+    fields = [(name.lower(), value) for name, value in headers if name.lower() != vary]
+    varies = [value for name, value in headers if name.lower() == vary]
+    if not varies:
+        return fields, None
+    return fields, varies[0] if len(varies) == 1 else join(varies)
+
+
 def replace_cors(
     existing: Iterable[tuple[AnyStr, AnyStr]],
-    cors: Sequence[tuple[AnyStr, AnyStr]],
+    cors: tuple[list[tuple[AnyStr, AnyStr]], AnyStr | None],
     *,
     vary: AnyStr,
     prefix: AnyStr,
@@ -427,25 +444,24 @@ def replace_cors(
 ) -> list[tuple[AnyStr, AnyStr]]:
     """The app's headers without its own ``Access-Control-*``, plus ours, ``Vary`` merged once.
 
-    ``vary`` and ``prefix`` are ``vary`` and ``access-control-`` in the
-    headers' own type (bytes for ASGI, str for WSGI); ``join`` merges
-    several ``Vary`` values into one.
+    ``cors`` comes from :func:`split_vary`; ``vary`` and ``prefix`` are
+    ``vary`` and ``access-control-`` in the headers' own type (bytes for
+    ASGI, str for WSGI); ``join`` merges several ``Vary`` values into one.
     """
     merged = []
-    vary_values = []
+    varies = []
     for name, value in existing:
         lowered = name.lower()
         if lowered == vary:
-            vary_values.append(value)
+            varies.append(value)
         elif not lowered.startswith(prefix):
             merged.append((name, value))
-    for name, value in cors:
-        if name.lower() == vary:
-            vary_values.append(value)
-        else:
-            merged.append((name, value))
-    if vary_values:
-        merged.append((vary, vary_values[0] if len(vary_values) == 1 else join(vary_values)))
+    fields, cors_vary = cors
+    merged.extend(fields)
+    if cors_vary is not None:
+        varies.append(cors_vary)
+    if varies:
+        merged.append((vary, varies[0] if len(varies) == 1 else join(varies)))
     return merged
 
 

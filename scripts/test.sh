@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine (as root, Python 3.11) and run the whole suite:
-# lint, type check and tests, Redis-backed tests against a real redis-server.
+# lint, type check and tests, Redis-backed tests against a real redis-server,
+# CORS tests in a real headless Chromium.
 # This is the README's test command; .ci/run runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || [ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
+# Headless Chromium and its driver for the end-to-end CORS tests (never downloaded by Selenium).
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
