@@ -281,9 +281,14 @@ def log_unhandled(exc: BaseException, correlation: str | None) -> None:
     logger.error("unhandled exception (correlation id %s)", correlation, exc_info=exc)
 
 
+#: One shared default, so stacked middleware resolve the client once per request.
+_NO_PROXIES = TrustedProxies()
+
+
 def proxies_or_default(proxies: TrustedProxies | None) -> TrustedProxies:
+    """The proxy setting given, or the shared "trust no forwarding header" default."""
     if proxies is None:
-        return TrustedProxies()
+        return _NO_PROXIES
     if not isinstance(proxies, TrustedProxies):
         raise ConfigurationError("proxies must be a TrustedProxies")
     return proxies

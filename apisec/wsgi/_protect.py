@@ -51,12 +51,11 @@ def protect(
     type_base: str | None = None,
     rewrite_errors: bool = True,
 ) -> WSGIApp:
-    """Wrap a WSGI ``app`` in apisec's middleware, outermost first.
+    """Wrap a WSGI ``app`` in apisec's middleware.
 
     The same stack, order and reasons as :func:`apisec.asgi.protect`, over
-    the synchronous services:
-
-
+    the synchronous services (:class:`~apisec.tokens.TokenService`,
+    :class:`~apisec.apikeys.ApiKeyService`, :class:`~apisec.ratelimit.RateLimiter`).
     Every layer renders its own refusal in place, so the layers outside it
     still decorate it. Each stays usable on its own.
     """
