@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -65,6 +66,18 @@ async def async_redis_client(redis_server: RedisServer) -> AsyncIterator[redis.a
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium per test module, with a fresh profile (selenium's driver)."""
+    from tests.support.browser import start_chromium
+
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture

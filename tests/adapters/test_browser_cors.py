@@ -11,30 +11,16 @@ starts once for the module and loads two pages.
 from __future__ import annotations
 
 import secrets
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from apisec._types import Receive, Scope, Send
-from tests.support.binaries import require_binary
 from tests.support.server_apps import StackConfig, build_asgi, token_service
 from tests.support.servers import UvicornServer, plain
 
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-)
 CALLS = (
     "simple",
     "simpleCredentialed",
@@ -104,29 +90,6 @@ async def page_app(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": PAGE})
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    """One headless Chromium for the module, with a fresh profile and no network chatter."""
-    chromium = require_binary("chromium", debian_package="chromium", extra_dirs=("/usr/bin",))
-    driver_path = require_binary(
-        "chromedriver", debian_package="chromium-driver", extra_dirs=("/usr/bin",)
-    )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    # An explicit driver path: Selenium Manager never runs (it would download drivers).
-    service = Service(executable_path=driver_path, log_output=subprocess.DEVNULL)
-    driver = webdriver.Chrome(service=service, options=options)
-    driver.set_script_timeout(30)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
