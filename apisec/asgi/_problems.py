@@ -56,6 +56,16 @@ class ProblemDetailsMiddleware:
             await response.failed(exc)
 
 
+def _ends(message: Message) -> bool:
+    """Whether a message is the last body message of a response (trailers may follow)."""
+    kind = message["type"]
+    if kind == "http.response.pathsend":
+        return True
+    return kind in ("http.response.body", "http.response.zerocopysend") and not message.get(
+        "more_body", False
+    )
+
+
 class _Response:
     """Tracks what reached the client; holds back error responses to be rewritten."""
 
@@ -90,10 +100,12 @@ class _Response:
             await self._send(message)
             return
         if self.state == _HELD:
-            if kind == "http.response.body" and not message.get("more_body", False):
+            if _ends(message):
                 await self._send_rewritten()
-            return  # the replaced body (and any trailers) is dropped
-        if kind == "http.response.body" and not message.get("more_body", False):
+            return  # the replaced body is dropped
+        if self.state == _DONE and self.held[0]:
+            return  # and so are the replaced response's trailers
+        if _ends(message):
             self.state = _DONE
         await self._send(message)
 

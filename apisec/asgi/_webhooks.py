@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from apisec._http import PathRules, check_limit
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
-from apisec.asgi._base import send_problem
+from apisec.asgi._base import route_path, send_problem
 from apisec.errors import ApiSecError, ConfigurationError, PayloadTooLarge
 from apisec.webhooks import WebhookVerifier
 
@@ -94,7 +94,7 @@ class WebhookMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        matched = self.routes.match_all(scope["method"], scope["path"])
+        matched = self.routes.match_all(scope["method"], route_path(scope))
         if not matched:
             await self.app(scope, receive, send)
             return

@@ -1,0 +1,280 @@
+"""An attacker's look at the adapter layer: each class is one area, each test one attempt.
+
+Tests for weaknesses found in review fail on the code before their fix;
+the others pin behaviour that held, where a regression would reopen a hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from apisec.apikeys import ApiKeyService
+from apisec.oauth import ClientCredentialsEndpoint
+from apisec.ratelimit import FixedWindow, RateLimiter
+from apisec.testing import FakeClock
+from apisec.tokens import SigningKey, TokenService
+from apisec.webhooks import WebhookVerifier
+from tests.support.harness import Harness
+
+ISS, AUD = "https://auth.example.com", "https://api.example.com"
+WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER_SECRET = "whsec_" + "c2VjcmV0LW9mLWFub3RoZXItc2VuZGVy"
+SCOPES = {"/orders": ["orders:read"], "POST /orders": ["orders:write"], "GET /admin": ["admin"]}
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make(kind: str) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def build(stack: Callable[[Any, Any], Any], app: Any = None) -> Harness:
+        harness = Harness(kind, stack, app)  # type: ignore[arg-type]
+        made.append(harness)
+        return harness
+
+    yield build
+    for harness in made:
+        harness.close()
+
+
+@pytest.fixture
+def tokens(clock: FakeClock) -> TokenService:
+    return TokenService(
+        SigningKey.generate("EdDSA", kid="k1"), issuer=ISS, audience=AUD, clock=clock
+    )
+
+
+def bearer(tokens: TokenService, scope: str = "orders:read") -> dict[str, str]:
+    token = tokens.issue_access_token("user_1", scope=scope).access_token
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TestRuleMethods:
+    """Route rules keyed by method, against the spellings routers accept for that method."""
+
+    @pytest.mark.parametrize("method", ["post", "Post", "pOST"])
+    def test_lower_case_method_meets_the_method_rule(
+        self, make: Any, tokens: TokenService, method: str
+    ) -> None:
+        """Werkzeug and Django upper-case the method, so ``post`` is held to the POST rule."""
+        harness = make(lambda m, app: m.AuthMiddleware(app, tokens=tokens, scopes=SCOPES))
+        response = harness.request(method, "/orders", headers=bearer(tokens))
+        assert response.status_code == 403
+
+    def test_head_is_held_to_the_get_rule(self, make: Any, tokens: TokenService) -> None:
+        """Routers answer HEAD with the GET handler, so a GET rule covers HEAD too."""
+        harness = make(lambda m, app: m.AuthMiddleware(app, tokens=tokens, scopes=SCOPES))
+        for method in ("HEAD", "head"):
+            assert harness.request(method, "/admin", headers=bearer(tokens)).status_code == 403
+        admin = bearer(tokens, "admin orders:read")
+        assert harness.request("HEAD", "/admin", headers=admin).status_code == 200
+
+    def test_lower_case_method_meets_the_route_limit(self, make: Any, clock: FakeClock) -> None:
+        """A stricter limit on ``POST /login`` is not escaped by sending ``post``."""
+        default = RateLimiter(FixedWindow(100, 60), clock=clock)
+        login = RateLimiter(FixedWindow(1, 60), prefix="login", clock=clock)
+        harness = make(
+            lambda m, app: m.RateLimitMiddleware(app, default, routes={"POST /login": login})
+        )
+        assert harness.request("POST", "/login").status_code == 200
+        assert harness.request("post", "/login").status_code == 429
+
+    def test_lower_case_method_cannot_skip_webhook_verification(
+        self, make: Any, clock: FakeClock
+    ) -> None:
+        """An unsigned ``post`` to a ``POST`` webhook path is verified (and refused)."""
+        verifier = WebhookVerifier(WEBHOOK_SECRET, clock=clock)
+        harness = make(lambda m, app: m.WebhookMiddleware(app, {"POST /body": verifier}))
+        assert harness.request("post", "/body", content=b'{"forged":1}').status_code == 400
+
+    def test_rule_methods_are_read_case_insensitively(self) -> None:
+        """A rule written ``get /admin`` guards GET; it never silently matches nothing."""
+        from apisec._http import PathRules
+
+        rules: PathRules[str] = PathRules({"get /admin": "admin"})
+        assert rules.match("GET", "/admin") == "admin"
+        assert rules.match("HEAD", "/admin/x") == "admin"
+        assert rules.match("POST", "/admin") is None
+
+    def test_flask_lower_case_post_is_held_to_the_post_scope(self, tokens: TokenService) -> None:
+        """Through a real Flask app: ``post /orders`` reaches the POST view only with the scope."""
+        flask = pytest.importorskip("flask")
+        from werkzeug.test import Client
+
+        from apisec import wsgi
+
+        app = flask.Flask("attack")
+        app.add_url_rule("/orders", "create", lambda: {"created": True}, methods=["POST"])
+        app.wsgi_app = wsgi.AuthMiddleware(
+            app.wsgi_app, tokens=tokens, scopes={"POST /orders": ["orders:write"]}
+        )
+        response = Client(app).open("/orders", method="post", headers=bearer(tokens))
+        assert response.status_code == 403
+
+
+def call_asgi(app: Any, scope: dict[str, Any], body: bytes = b"") -> tuple[int, bytes]:
+    """Run one ASGI request with a hand-made scope; the status and body that were sent."""
+    full: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "https",
+        "query_string": b"",
+        "headers": [],
+        "client": ("198.51.100.7", 40000),
+        "root_path": "",
+        **scope,
+    }
+    full.setdefault("raw_path", full["path"].encode())
+    sent: list[dict[str, Any]] = []
+    pending = [body]
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(full, receive, send))
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert len(starts) == 1
+    return starts[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+class TestMountedAsgiApps:
+    """ASGI ``path`` includes ``root_path``; routers (Starlette, Django) route on what follows."""
+
+    def mounted(self, path: str, **scope: Any) -> dict[str, Any]:
+        return {"path": "/api" + path, "root_path": "/api", **scope}
+
+    def test_route_scopes_apply_below_the_root_path(self, tokens: TokenService) -> None:
+        """Under ``root_path=/api``, ``/api/admin`` is the app's ``/admin``: its scope applies."""
+        from apisec import asgi
+        from tests.support.apps import asgi_app
+
+        app = asgi.AuthMiddleware(asgi_app, tokens=tokens, scopes={"/admin": ["admin"]})
+        header = bearer(tokens)["Authorization"].encode()
+        status, _ = call_asgi(app, self.mounted("/admin", headers=[(b"authorization", header)]))
+        assert status == 403
+
+    def test_exclusions_and_route_limits_apply_below_the_root_path(
+        self, clock: FakeClock, tokens: TokenService
+    ) -> None:
+        """Public paths, route limits and body limits are the app's paths too."""
+        from apisec import asgi
+        from tests.support.apps import asgi_app
+
+        public = asgi.AuthMiddleware(asgi_app, tokens=tokens, exclude_paths=["/health"])
+        assert call_asgi(public, self.mounted("/health"))[0] == 200
+        login = RateLimiter(FixedWindow(1, 60), prefix="login", clock=clock)
+        limited = asgi.RateLimitMiddleware(
+            asgi_app, RateLimiter(FixedWindow(100, 60), clock=clock), routes={"/login": login}
+        )
+        statuses = [call_asgi(limited, self.mounted("/login"))[0] for _ in range(2)]
+        assert statuses == [200, 429]
+        capped = asgi.BodyLimitMiddleware(asgi_app, 1 << 20, routes={"/body": 10})
+        too_big = [(b"content-length", b"11")]
+        assert call_asgi(capped, self.mounted("/body", headers=too_big), b"x" * 11)[0] == 413
+
+    def test_webhook_and_token_endpoint_paths_below_the_root_path(self, clock: FakeClock) -> None:
+        """An unsigned delivery to the mounted webhook path is refused, not handed on."""
+        from apisec import asgi
+        from tests.support.apps import asgi_app
+
+        verifier = WebhookVerifier(WEBHOOK_SECRET, clock=clock)
+        hooks = asgi.WebhookMiddleware(asgi_app, {"/body": verifier})
+        status, _ = call_asgi(hooks, self.mounted("/body", method="POST"), b'{"forged":1}')
+        assert status == 400
+        clients = ApiKeyService(clock=clock)
+        tokens = TokenService(SigningKey.generate("EdDSA"), issuer=ISS, audience=AUD, clock=clock)
+        endpoint = asgi.TokenEndpoint(asgi_app, ClientCredentialsEndpoint(clients, tokens))
+        status, body = call_asgi(endpoint, self.mounted("/oauth/token", method="POST"))
+        assert (status, json.loads(body)["error"]) == (400, "invalid_request")
+
+    def test_starlette_mount_keeps_the_scope_rule(self, tokens: TokenService) -> None:
+        """A protected app mounted at ``/api`` in Starlette still enforces ``/admin``'s scope."""
+        pytest.importorskip("starlette")
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Mount, Route
+        from starlette.testclient import TestClient
+
+        from apisec import asgi
+
+        async def admin(request: Any) -> JSONResponse:
+            return JSONResponse({"admin": True})
+
+        inner = Starlette(routes=[Route("/admin", admin)])
+        protected = asgi.AuthMiddleware(inner, tokens=tokens, scopes={"/admin": ["admin"]})
+        outer = Starlette(routes=[Mount("/api", app=protected)])
+        with TestClient(outer) as client:
+            assert client.get("/api/admin", headers=bearer(tokens)).status_code == 403
+            assert client.get("/api/admin", headers=bearer(tokens, "admin")).status_code == 200
+
+
+def asgi_messages(app: Any, path: str = "/x", method: str = "GET") -> list[dict[str, Any]]:
+    """Every message an ASGI app sends for one bodiless request."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": [], "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+class TestProblemDetailsProtocol:
+    """A replaced error response must still be one well-formed ASGI response."""
+
+    def test_trailers_of_a_replaced_response_are_dropped(self) -> None:
+        """The app's trailers never follow the problem, which announced none."""
+        from apisec import asgi
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            start = {"type": "http.response.start", "status": 404, "trailers": True}
+            await send({**start, "headers": [(b"content-type", b"text/html")]})
+            await send({"type": "http.response.body", "body": b"<h1>404</h1>"})
+            await send({"type": "http.response.trailers", "headers": [(b"x-sum", b"1")]})
+
+        sent = asgi_messages(asgi.ProblemDetailsMiddleware(app))
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+        assert sent[0]["status"] == 404
+        assert not sent[0].get("trailers")
+
+    def test_pathsend_error_page_is_replaced(self) -> None:
+        """A 404 page sent as a file (``http.response.pathsend``) still gets its problem."""
+        from apisec import asgi
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            headers = [(b"content-type", b"text/html")]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.pathsend", "path": "/srv/404.html"})
+
+        sent = asgi_messages(asgi.ProblemDetailsMiddleware(app))
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+        assert json.loads(sent[1]["body"])["status"] == 404
+
+    def test_successful_pathsend_passes_through(self) -> None:
+        """A 200 file response keeps its ``pathsend`` message untouched."""
+        from apisec import asgi
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.pathsend", "path": "/srv/ok.txt"})
+
+        sent = asgi_messages(asgi.ProblemDetailsMiddleware(app))
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
