@@ -7,10 +7,15 @@ the others pin behaviour that held, where a regression would reopen a hole.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+import httpx
 import pytest
 
 from apisec.apikeys import ApiKeyService
@@ -278,3 +283,118 @@ class TestProblemDetailsProtocol:
 
         sent = asgi_messages(asgi.ProblemDetailsMiddleware(app))
         assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+
+
+def wsgi_call(app: Any, environ: dict[str, Any]) -> tuple[str, bytes]:
+    """Run one WSGI request with a hand-made environ; the status line and body."""
+    full: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/x",
+        "QUERY_STRING": "",
+        "REMOTE_ADDR": "198.51.100.7",
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        **environ,
+    }
+    started: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        started[:] = [status]
+        return lambda data: None
+
+    result = app(full, start_response)
+    body = b"".join(result)
+    getattr(result, "close", lambda: None)()
+    return started[0], body
+
+
+class TestWsgiEmptyContentLength:
+    """PEP 3333: ``CONTENT_LENGTH`` "may be empty or absent"; wsgiref sends it empty."""
+
+    def test_body_limit_serves_a_bodiless_request(self) -> None:
+        """An empty ``CONTENT_LENGTH`` is no length, not a malformed one (no 400 on every GET)."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        status, _ = wsgi_call(wsgi.BodyLimitMiddleware(wsgi_app), {"CONTENT_LENGTH": ""})
+        assert status.startswith("200")
+
+    def test_webhook_and_token_endpoint_read_an_empty_length_as_none(
+        self, clock: FakeClock
+    ) -> None:
+        """The webhook refuses the unsigned request for its signature, the endpoint for its form."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        verifier = WebhookVerifier(WEBHOOK_SECRET, clock=clock)
+        hooks = wsgi.WebhookMiddleware(wsgi_app, {"/x": verifier})
+        status, body = wsgi_call(hooks, {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": ""})
+        assert json.loads(body)["detail"] == "The webhook could not be verified."
+        tokens = TokenService(SigningKey.generate("EdDSA"), issuer=ISS, audience=AUD, clock=clock)
+        endpoint = ClientCredentialsEndpoint(ApiKeyService(clock=clock), tokens)
+        token = wsgi.TokenEndpoint(wsgi_app, endpoint)
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/oauth/token", "CONTENT_LENGTH": ""}
+        status, body = wsgi_call(token, environ)
+        assert (status[:3], json.loads(body)["error"]) == ("400", "invalid_request")  # its own
+
+    def test_protect_behind_wsgiref(self) -> None:
+        """A GET through ``protect()`` served by the standard library's server is a 200."""
+        from apisec import wsgi
+        from tests.support.apps import wsgi_app
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        with make_server("127.0.0.1", 0, wsgi.protect(wsgi_app), handler_class=Quiet) as server:
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                response = httpx.get(f"http://127.0.0.1:{server.server_port}/x", timeout=5)
+            finally:
+                server.shutdown()
+                thread.join()
+        assert response.status_code == 200
+
+
+class TestForwardedChains:
+    """What a client writes to the left of a forwarding chain must not choose its key."""
+
+    @pytest.mark.parametrize(
+        "lie", ["6.6.6.6, " * 1200, "１.2.3.4", "for=\u00e9vil", "x" * 9000 + ", 7.7.7.7"]
+    )
+    def test_client_prefix_cannot_move_the_key_to_the_proxy(self, lie: str) -> None:
+        """Huge or non-ASCII text before the proxy's entry leaves the proxy's entry believed."""
+        from apisec.clientaddr import TrustedProxies
+
+        chain = [lie + ", 198.51.100.4"]
+        assert TrustedProxies(count=1).client("10.0.0.1", forwarded_for=chain) == "198.51.100.4"
+        networks = TrustedProxies(networks=["10.0.0.0/8"])
+        assert networks.client("10.0.0.1", forwarded_for=chain) == "198.51.100.4"
+        forwarded = TrustedProxies(count=1, header="forwarded")
+        assert forwarded.client("10.0.0.1", forwarded=[lie + ", for=198.51.100.4"]) == (
+            "198.51.100.4"
+        )
+
+    def test_client_cannot_spend_the_proxys_own_budget(self, make: Any, clock: FakeClock) -> None:
+        """An attacker padding X-Forwarded-For is limited as itself, not as the load balancer."""
+        from apisec.clientaddr import TrustedProxies
+
+        limiter = RateLimiter(FixedWindow(1, 60), clock=clock)
+        proxies = TrustedProxies(count=1)
+        harness = make(lambda m, app: m.RateLimitMiddleware(app, limiter, proxies=proxies))
+        padded = {"X-Forwarded-For": "6.6.6.6, " * 1200 + "198.51.100.4"}
+        assert harness.request("GET", "/x", headers=padded, client="10.0.0.1").status_code == 200
+        assert harness.request("GET", "/x", headers=padded, client="10.0.0.1").status_code == 429
+        health_check = harness.request("GET", "/x", client="10.0.0.1")  # the proxy itself
+        assert health_check.status_code == 200
+
+    def test_proxy_written_garbage_is_still_not_believed(self) -> None:
+        """A non-address where the proxy's entry belongs falls back to the peer, as before."""
+        from apisec.clientaddr import TrustedProxies
+
+        proxies = TrustedProxies(count=1)
+        assert proxies.client("10.0.0.1", forwarded_for=["1.1.1.1, １.2.3.4"]) == "10.0.0.1"
+        assert proxies.client("10.0.0.1", forwarded_for=["1.1.1.1, " + "9" * 9000]) == "10.0.0.1"
