@@ -242,6 +242,8 @@ def _rule_key(key: str) -> tuple[str | None, str]:
         raise ConfigurationError(f"rule {key!r} must be a path prefix starting with '/'")
     if prefix != normalize_path(prefix):
         raise ConfigurationError(f"rule {key!r} must be a normalized path")
+    if "%" in prefix:  # it would never match: requests are matched decoded
+        raise ConfigurationError(f"rule {key!r} must be a decoded path ('/café', not '%C3%A9')")
     return method, prefix.rstrip("/") or "/"
 
 

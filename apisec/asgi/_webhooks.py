@@ -100,7 +100,8 @@ class WebhookMiddleware:
             return
         try:
             body = await read_body(receive, self.max_bytes)
-            await matched[0].averify(body, scope.get("headers") or [])
+            for verifier in matched:  # a path read two ways needs both senders' signatures
+                await verifier.averify(body, scope.get("headers") or [])
         except ClientDisconnected:
             return
         except ApiSecError as exc:

@@ -13,17 +13,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from apisec.apikeys import ApiKeyService
 from apisec.oauth import ClientCredentialsEndpoint
 from apisec.ratelimit import FixedWindow, RateLimiter
 from apisec.testing import FakeClock
 from apisec.tokens import SigningKey, TokenService
-from apisec.webhooks import WebhookVerifier
+from apisec.webhooks import WebhookSigner, WebhookVerifier
 from tests.support.harness import Harness
 
 ISS, AUD = "https://auth.example.com", "https://api.example.com"
@@ -398,3 +401,210 @@ class TestForwardedChains:
         proxies = TrustedProxies(count=1)
         assert proxies.client("10.0.0.1", forwarded_for=["1.1.1.1, １.2.3.4"]) == "10.0.0.1"
         assert proxies.client("10.0.0.1", forwarded_for=["1.1.1.1, " + "9" * 9000]) == "10.0.0.1"
+
+
+_HOSTS = st.one_of(
+    st.sampled_from(["api.example.com", "api.example.com:8080", "[2001:db8::1]:80", "a."]),
+    st.text(alphabet="ab.1:[]@/\\%?#-_ \t\nx9fF", max_size=25),
+)
+_TOKEN_SPELLINGS = [
+    "access_token",
+    "access%5Ftoken",
+    "access%5ftoken",
+    "%61ccess_token",
+    "ACCESS_TOKEN",
+    "access_token[]",
+    "access_token ",
+    "access+token",
+    ";access_token",
+]
+_PATHS = st.text(alphabet="/\\.%2Fa@:;?#\t é", max_size=20).map(lambda p: "/" + p)
+
+
+class TestParsersUnderHypothesis:
+    """The protocol-free parsers, against whatever an attacker can put in a request."""
+
+    @given(_HOSTS, _PATHS, st.text(alphabet="a=&%#/\\@ ", max_size=10))
+    def test_https_location_never_leaves_the_host(self, host: str, path: str, query: str) -> None:
+        """A redirect target is on the request's own host (and port) or not made at all."""
+        from apisec._http import https_location
+
+        location = https_location(host, None, path, query)
+        if location is None:
+            return
+        assert not any(c in location for c in "\\\t\n\r #")
+        parts = urlsplit(location)
+        written = host.strip()
+        if not written.endswith("]") and ":" in written:
+            written = written.rsplit(":", 1)[0]  # the request's port is never kept
+        assert (parts.scheme, parts.netloc) == ("https", written)
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.one_of(
+                    st.sampled_from(_TOKEN_SPELLINGS), st.text("acest_kno%5F+[]", max_size=14)
+                ),
+                st.sampled_from(["", "=", "=x", "=a=b", "=%26"]),
+            ),
+            max_size=4,
+        ).map(lambda pairs: "&".join(name + value for name, value in pairs))
+    )
+    def test_every_query_a_framework_reads_as_a_token_is_seen(self, query: str) -> None:
+        """Whenever ``parse_qsl`` (Starlette, Werkzeug, Django) finds ``access_token``, so do we."""
+        from apisec._http import query_has
+
+        if "access_token" in {name for name, _ in parse_qsl(query, keep_blank_values=True)}:
+            assert query_has(query, ["access_token"])
+
+    @given(st.lists(st.text(alphabet="Bearer bASIC,=+/ \tx.y_~-", max_size=24), max_size=3))
+    def test_bearer_token_is_one_clean_token_or_nothing(self, values: list[str]) -> None:
+        """The credential returned never carries separators, and never comes from two fields."""
+        from apisec._http import InvalidRequest, bearer_token
+
+        try:
+            token = bearer_token(values)
+        except InvalidRequest:
+            return
+        if token is not None:
+            assert len(values) == 1
+            assert not any(c in token for c in " \t,")
+            assert values[0].strip(" \t").lower().startswith("bearer ")
+
+    @given(st.lists(st.text(alphabet="0123456789, \t+-١", max_size=8), max_size=3))
+    def test_declared_length_agrees_with_every_field(self, values: list[str]) -> None:
+        """A length is returned only when every field and list member says the same number."""
+        from apisec._http import InvalidRequest, declared_length
+
+        try:
+            length = declared_length(values)
+        except InvalidRequest:
+            return
+        if length is None:
+            assert not values
+            return
+        parts = [p.strip(" \t") for v in values for p in v.split(",")]
+        assert all(p.isascii() and p.isdigit() and int(p) == length for p in parts)
+
+    @given(_PATHS, st.sampled_from(["GET", "get", "HEAD", "head", "POST"]))
+    def test_a_requirement_holds_for_either_reading_and_any_spelling(
+        self, path: str, method: str
+    ) -> None:
+        """If the path, as sent or normalized, lies under ``/a``, the ``GET /a`` scope applies."""
+        from apisec._http import PathRules, normalize_path
+
+        rules: PathRules[str] = PathRules({"GET /a": "scope"})
+        under = any(r == "/a" or r.startswith("/a/") for r in (path, normalize_path(path)))
+        if under and method.upper() in ("GET", "HEAD"):
+            assert rules.match_all(method, path) == ["scope"]
+
+    @given(st.lists(st.text(alphabet='a=;" _-Hostrefh\t,', max_size=30), max_size=3))
+    def test_refresh_cookie_is_read_once_or_refused(self, headers: list[str]) -> None:
+        """Two copies are refused; a value read back is one cookie-safe token."""
+        from apisec.tokens import DuplicateCookie, RefreshCookie
+
+        cookie = RefreshCookie(name="__Host-r")
+        planted = [*headers, "__Host-r=a", "x=1; __Host-r=b"]
+        with pytest.raises(DuplicateCookie):
+            cookie.read(planted)
+        try:
+            value = cookie.read(headers)
+        except DuplicateCookie:
+            return
+        if value is not None:
+            assert not any(c in value for c in ' ;,"\t')
+
+
+class TestHttpsRedirectTarget:
+    """The redirect goes to the very resource that was asked for, on the configured host."""
+
+    @pytest.mark.parametrize(
+        ("raw", "decoded"),
+        [("/caf%C3%A9", "/café"), ("/a%252Fb", "/a%2Fb"), ("/x%2523y", "/x%23y")],
+    )
+    def test_location_keeps_the_requested_path(self, raw: str, decoded: str) -> None:
+        """Both twins send ``raw``: WSGI re-encodes ``PATH_INFO`` as the server decoded it."""
+        from apisec import asgi, wsgi
+        from tests.support.apps import asgi_app, wsgi_app
+
+        expected = f"https://api.example.com{raw}"
+        asgi_stack = asgi.HTTPSRedirectMiddleware(asgi_app, host="api.example.com")
+        sent = asgi_messages_for(
+            asgi_stack, {"path": decoded, "raw_path": raw.encode(), "scheme": "http"}
+        )
+        assert dict(sent[0]["headers"])[b"location"] == expected.encode()
+        wsgi_stack = wsgi.HTTPSRedirectMiddleware(wsgi_app, host="api.example.com")
+        path_info = decoded.encode("utf-8").decode("latin-1")  # PEP 3333's "bytes as latin-1"
+        headers: list[tuple[str, str]] = []
+
+        def start_response(status: str, response_headers: Any, exc_info: Any = None) -> Any:
+            headers.extend(response_headers)
+
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path_info, "wsgi.url_scheme": "http"}
+        list(wsgi_stack(environ, start_response))
+        assert dict(headers)["Location"] == expected
+
+
+def asgi_messages_for(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every message an ASGI app sends for a bodiless request with this scope."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    full = {"type": "http", "method": "GET", "headers": [], "root_path": "", **scope}
+    asyncio.run(app(full, receive, send))
+    return sent
+
+
+def test_asgi_redirect_without_raw_path_re_encodes_percent() -> None:
+    """A server that gives no ``raw_path``: the decoded ``%`` goes back out as ``%25``."""
+    from apisec import asgi
+    from tests.support.apps import asgi_app
+
+    app = asgi.HTTPSRedirectMiddleware(asgi_app, host="api.example.com")
+    sent = asgi_messages_for(app, {"path": "/a%2Fb/é", "scheme": "http"})
+    assert dict(sent[0]["headers"])[b"location"] == b"https://api.example.com/a%252Fb/%C3%A9"
+
+
+class TestWebhookPaths:
+    """Every verifier a path's readings name must pass, like every scope they name."""
+
+    def test_a_path_read_two_ways_needs_both_senders_signatures(
+        self, make: Any, clock: FakeClock
+    ) -> None:
+        """``/hooks/a/../b`` signed for ``/hooks/a`` does not reach ``/hooks/b`` unverified."""
+        verifiers = {
+            "/hooks/a": WebhookVerifier(WEBHOOK_SECRET, clock=clock),
+            "/hooks/b": WebhookVerifier(OTHER_SECRET, clock=clock),
+        }
+        harness = make(lambda m, app: m.WebhookMiddleware(app, verifiers))
+        payload = b'{"event":"refund","amount":100000}'
+        signed_for_a = WebhookSigner(WEBHOOK_SECRET).sign(payload, timestamp=int(clock()))
+        assert harness.request("POST", "/hooks/a", headers=signed_for_a, content=payload).is_success
+        smuggled = harness.request("POST", "/hooks/a/../b", headers=signed_for_a, content=payload)
+        assert smuggled.status_code == 401
+        signed_for_b = WebhookSigner(OTHER_SECRET).sign(payload, timestamp=int(clock()))
+        assert harness.request("POST", "/hooks/b", headers=signed_for_b, content=payload).is_success
+
+
+class TestRuleConfiguration:
+    """Rules that could never match a request are refused when built, not ignored."""
+
+    @pytest.mark.parametrize("rule", ["/caf%C3%A9", "GET /files/a%2Fb", "/admin%2F"])
+    def test_percent_encoded_rule_is_refused(self, rule: str) -> None:
+        """Rules match decoded paths: ``/caf%C3%A9`` would guard nothing, so it is an error."""
+        from apisec import asgi, wsgi
+        from apisec._http import PathRules
+        from apisec.errors import ConfigurationError
+        from tests.support.apps import asgi_app, wsgi_app
+
+        with pytest.raises(ConfigurationError):
+            PathRules({rule: "x"})
+        tokens = TokenService(SigningKey.generate("EdDSA"), issuer=ISS, audience=AUD)
+        for module, app in ((asgi, asgi_app), (wsgi, wsgi_app)):
+            with pytest.raises(ConfigurationError):
+                module.AuthMiddleware(app, tokens=tokens, scopes={rule: ["admin"]})
