@@ -608,3 +608,232 @@ class TestRuleConfiguration:
         for module, app in ((asgi, asgi_app), (wsgi, wsgi_app)):
             with pytest.raises(ConfigurationError):
                 module.AuthMiddleware(app, tokens=tokens, scopes={rule: ["admin"]})
+
+
+FRONT = "https://app.example.com"
+
+
+def _app_that_sets_its_own_cors(kind: str) -> Any:
+    """A bare app that answers every request with a permissive CORS header set of its own."""
+    own = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")]
+    if kind == "wsgi":
+
+        def wsgi_own(environ: Any, start_response: Any) -> list[bytes]:
+            start_response("200 OK", [("Content-Type", "application/json"), *own])
+            return [b"{}"]
+
+        return wsgi_own
+
+    async def asgi_own(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(n.lower().encode(), v.encode()) for n, v in own]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return asgi_own
+
+
+class TestCorsHeld:
+    """Look-alike origins and an app's own CORS headers never widen the policy (held)."""
+
+    @pytest.mark.parametrize(
+        "origin",
+        [
+            "https://app.example.com.evil.net",
+            "https://app.example.com:443",
+            "https://app.example.com/",
+            "https://APP.example.com",
+            "http://app.example.com",
+            " https://app.example.com",
+            "https://app.example.com\t",
+            "null",
+            "https://app.example.com, https://evil.net",
+            "",
+        ],
+    )
+    def test_look_alike_origin_gets_no_allow_header(
+        self, make: Any, kind: str, origin: str
+    ) -> None:
+        """Only the exact serialized origin is echoed; the app's own ``*`` is stripped."""
+        from apisec.cors import CorsPolicy
+
+        policy = CorsPolicy([FRONT], allow_credentials=True)
+        harness = make(
+            lambda m, app: m.CORSMiddleware(app, policy), _app_that_sets_its_own_cors(kind)
+        )
+        response = harness.request("GET", "/x", headers={"Origin": origin})
+        assert "access-control-allow-origin" not in response.headers
+        assert "access-control-allow-credentials" not in response.headers
+        assert "origin" in response.headers["vary"].lower()
+
+    def test_allowed_origin_cache_is_not_poisoned_by_a_refused_one(self, make: Any) -> None:
+        """After an allowed and a refused origin, each still gets its own answer."""
+        from apisec.cors import CorsPolicy
+
+        policy = CorsPolicy([FRONT], allow_credentials=True)
+        harness = make(lambda m, app: m.CORSMiddleware(app, policy))
+        for _ in range(2):
+            ok = harness.request("GET", "/x", headers={"Origin": FRONT})
+            assert ok.headers["access-control-allow-origin"] == FRONT
+            evil = harness.request("GET", "/x", headers={"Origin": "https://evil.net"})
+            assert "access-control-allow-origin" not in evil.headers
+        twice = harness.request("GET", "/x", headers=[("Origin", FRONT), ("Origin", FRONT)])
+        assert "access-control-allow-origin" not in twice.headers
+
+
+class TestCredentialSpellingsHeld:
+    """Credentials in places or spellings nobody reads are refused or ignored (held)."""
+
+    @pytest.mark.parametrize(
+        "query", ["access_token=T", "access%5Ftoken=T", "%61ccess_token=T", "a=1&access_token=T"]
+    )
+    def test_query_tokens_in_every_decoding_are_refused(
+        self, make: Any, tokens: TokenService, query: str
+    ) -> None:
+        """Any spelling that decodes to ``access_token`` is a 400, even next to a good header."""
+        token = bearer(tokens)["Authorization"][7:]
+        harness = make(lambda m, app: m.AuthMiddleware(app, tokens=tokens))
+        response = harness.request("GET", "/x?" + query.replace("T", token), headers=bearer(tokens))
+        assert response.status_code == 400
+        assert token not in response.text
+
+    @pytest.mark.parametrize("name", ["ACCESS_TOKEN", "access_token[]", "access_token ", "token"])
+    def test_look_alike_query_names_never_authenticate(
+        self, make: Any, tokens: TokenService, name: str
+    ) -> None:
+        """With query tokens allowed, only ``access_token`` is read; look-alikes are ignored."""
+        token = bearer(tokens)["Authorization"][7:]
+        harness = make(lambda m, app: m.AuthMiddleware(app, tokens=tokens, allow_query_token=True))
+        assert harness.request("GET", f"/x?{name}={token}").status_code == 401
+        assert harness.request("GET", f"/x?access_token={token}").status_code == 200
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            [("X-API-Key", "k1"), ("X-API-Key", "k2")],
+            [("X-API-Key", "k1"), ("x-api-key", "k2")],
+            [("Authorization", "Basic Zm9vOmJhcg=="), ("Authorization", "Bearer abc")],
+        ],
+    )
+    def test_repeated_credential_fields_in_any_case_are_refused(
+        self, make: Any, tokens: TokenService, clock: FakeClock, headers: list[tuple[str, str]]
+    ) -> None:
+        """Two fields (an ASGI list, or a WSGI server's comma join) are a 400, never a pick."""
+        keys = ApiKeyService(clock=clock)
+        harness = make(lambda m, app: m.AuthMiddleware(app, tokens=tokens, keys=keys))
+        assert harness.request("GET", "/x", headers=headers).status_code == 400
+
+
+class TestNothingLeaksHeld:
+    """Credentials never come back in a response or an audit record (held)."""
+
+    def test_bad_credentials_are_not_echoed(
+        self, make: Any, tokens: TokenService, clock: FakeClock, audit_records: list[Any]
+    ) -> None:
+        """A forged token, a wrong key and a key in the query are refused without repeating them."""
+        keys = ApiKeyService(clock=clock)
+        real = keys.create("acct", scopes=["a"]).plaintext
+        wrong_key = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+        forger = TokenService(SigningKey.generate("EdDSA", kid="k1"), issuer=ISS, audience=AUD)
+        forged = forger.issue_access_token("admin", scope="admin").access_token
+        harness = make(lambda m, app: m.protect(app, tokens=tokens, keys=keys))
+        responses = [
+            harness.request("GET", "/x", headers={"Authorization": f"Bearer {forged}"}),
+            harness.request("GET", "/x", headers={"X-API-Key": wrong_key}),
+            harness.request("GET", f"/x?api_key={real}"),
+        ]
+        assert [r.status_code for r in responses] == [401, 401, 400]
+        logged = " ".join(str(vars(record)) for record in audit_records)
+        for secret in (forged, forged.split(".")[2], wrong_key, real, real[-12:]):
+            assert all(secret not in r.text and secret not in str(r.headers) for r in responses)
+            assert secret not in logged
+
+
+def _wsgi_reader(style: str) -> Any:
+    """A WSGI app that reads its whole body in one ``wsgi.input`` style and echoes the size."""
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        if style == "read":
+            data = stream.read()
+        elif style == "sized":
+            data = b"".join(iter(lambda: stream.read(7), b""))
+        elif style == "readline":
+            data = b"".join(iter(stream.readline, b""))
+        elif style == "readlines":
+            data = b"".join(stream.readlines())
+        else:
+            data = b"".join(stream)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"size": len(data)}).encode()]
+
+    return app
+
+
+class TestBodyLimitHeld:
+    """Every way to read or announce a body meets the same cap (held)."""
+
+    @pytest.mark.parametrize("style", ["read", "sized", "readline", "readlines", "iterate"])
+    def test_every_wsgi_read_style_is_counted(self, style: str) -> None:
+        """``read``, sized reads, ``readline``, ``readlines`` and iteration all stop at the cap."""
+        harness = Harness(
+            "wsgi", lambda m, app: m.BodyLimitMiddleware(app, 100), _wsgi_reader(style)
+        )
+        lines = [b"line of text\n"] * 20  # 260 bytes, chunked (no Content-Length)
+        assert harness.request("POST", "/x", content=iter(lines)).status_code == 413
+        assert harness.request("POST", "/x", content=iter(lines[:7])).json() == {"size": 91}
+
+    def test_a_content_length_that_lies_low_buys_nothing(self, make: Any) -> None:
+        """Declaring 10 bytes and sending 500 still meets the 100-byte cap."""
+        harness = make(lambda m, app: m.BodyLimitMiddleware(app, 100))
+        response = harness.request(
+            "POST", "/body", headers={"Content-Length": "10"}, content=[b"z" * 250, b"z" * 250]
+        )
+        assert response.status_code == 413
+
+    @pytest.mark.parametrize("values", [["10", "11"], ["10, 11"], ["10", "10, 12"]])
+    def test_conflicting_content_lengths_are_400(self, make: Any, values: list[str]) -> None:
+        """Two different lengths, as two fields or one list, are refused (no smuggling pick)."""
+        harness = make(lambda m, app: m.BodyLimitMiddleware(app, 100))
+        headers = [("Content-Length", value) for value in values]
+        assert harness.request("POST", "/body", headers=headers).status_code == 400
+
+
+class TestTokenEndpointHeld:
+    """The token endpoint answers odd requests itself, in its own format (held)."""
+
+    @pytest.fixture
+    def endpoint_stack(self, make: Any, clock: FakeClock) -> Harness:
+        tokens = TokenService(SigningKey.generate("EdDSA"), issuer=ISS, audience=AUD, clock=clock)
+        endpoint = ClientCredentialsEndpoint(ApiKeyService(clock=clock), tokens)
+        return make(lambda m, app: m.protect(app, tokens=tokens, token_endpoint=endpoint))  # type: ignore[no-any-return]
+
+    def test_chunked_oversized_body_is_its_413(self, endpoint_stack: Harness) -> None:
+        """A body without Content-Length is cut at the cap and refused in the OAuth format."""
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        chunks = iter([b"grant_type=client_credentials&x="] + [b"y" * 1024] * 20)
+        response = endpoint_stack.request("POST", "/oauth/token", headers=form, content=chunks)
+        assert (response.status_code, response.json()["error"]) == (413, "invalid_request")
+
+    @pytest.mark.parametrize(
+        ("method", "content_type", "status"),
+        [
+            ("GET", "application/x-www-form-urlencoded", 405),
+            ("post", "application/x-www-form-urlencoded", 405),
+            ("POST", "application/json", 400),
+            ("POST", "multipart/form-data; boundary=x", 400),
+            ("POST", "application/x-www-form-urlencoded; charset=latin-1", 400),
+        ],
+    )
+    def test_methods_and_content_types(
+        self, endpoint_stack: Harness, method: str, content_type: str, status: int
+    ) -> None:
+        """Only a POSTed UTF-8 form is read; the rest get RFC 6749 errors, never the app."""
+        response = endpoint_stack.request(
+            method,
+            "/oauth/token",
+            headers={"Content-Type": content_type},
+            content=b"grant_type=client_credentials",
+        )
+        assert response.status_code == status
+        assert response.json()["error"] == "invalid_request"
+        assert response.headers["cache-control"] == "no-store"
