@@ -236,10 +236,14 @@ def _rule_key(key: str) -> tuple[str | None, str]:
         method, prefix = None, key  # type: ignore[assignment]
     elif _METHOD.fullmatch(method) is None:
         raise ConfigurationError(f"bad method in rule {key!r}")
+    else:
+        method = method.upper()
     if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix:
         raise ConfigurationError(f"rule {key!r} must be a path prefix starting with '/'")
     if prefix != normalize_path(prefix):
         raise ConfigurationError(f"rule {key!r} must be a normalized path")
+    if "%" in prefix:  # it would never match: requests are matched decoded
+        raise ConfigurationError(f"rule {key!r} must be a decoded path ('/café', not '%C3%A9')")
     return method, prefix.rstrip("/") or "/"
 
 
@@ -255,7 +259,9 @@ class PathRules(Generic[T]):
 
     Keys are ``"/prefix"`` or ``"METHOD /prefix"``. A prefix covers itself
     and everything below it by whole segments: ``/health`` covers
-    ``/health/live`` but never ``/healthz``.
+    ``/health/live`` but never ``/healthz``. Methods compare upper-cased
+    (Werkzeug and Django route ``post`` to POST views), and a ``GET`` rule
+    also covers ``HEAD`` (routers answer HEAD with the GET handler).
 
     >>> rules = PathRules({"/orders": "read", "POST /orders": "write"})
     >>> rules.match("GET", "/orders/7"), rules.match("POST", "/orders"), rules.match("GET", "/x")
@@ -285,8 +291,12 @@ class PathRules(Generic[T]):
 
     def match(self, method: str, path: str) -> T | None:
         """The value of the most specific rule covering ``method path``, or None."""
+        method = method.upper()
+        head = method == "HEAD"
         for rule_method, prefix, value in self._rules:
-            if (rule_method is None or rule_method == method) and _under(path, prefix):
+            if (
+                rule_method is None or rule_method == method or (head and rule_method == "GET")
+            ) and _under(path, prefix):
                 return value
         return None
 

@@ -245,12 +245,17 @@ class TrustedProxies:
 
 
 def _hops(values: Sequence[str], *, forwarded: bool) -> list[str]:
-    """The chain's addresses, oldest first, at most the last _MAX_HOPS (empty if unusable)."""
+    """The chain's addresses, oldest first, at most the last _MAX_HOPS.
+
+    Only the right end is read: the proxies append there, and what the client
+    wrote to the left (however long, whatever its characters) must not make
+    the proxies' entries unreadable. A non-ASCII entry is no address.
+    """
     if isinstance(values, str):
         values = [values]
     joined = ",".join(values)
-    if len(joined) > _MAX_FORWARDED_TEXT or not joined.isascii():
-        return []
+    if len(joined) > _MAX_FORWARDED_TEXT:
+        joined = joined[-_MAX_FORWARDED_TEXT:].partition(",")[2]  # whole elements only
     elements = [element.strip(" \t") for element in joined.split(",")][-_MAX_HOPS:]
     if not forwarded:
         return [e for e in elements if e]

@@ -7,7 +7,7 @@ from typing import Any
 
 from apisec._adapter_core import AuthCore, proxies_or_default
 from apisec._types import ASGIApp, Receive, Scope, Send
-from apisec.asgi._base import client_of, getter, send_problem
+from apisec.asgi._base import client_of, getter, route_path, send_problem
 from apisec.audit import audit_context
 from apisec.authz import PRINCIPAL_KEY, Principal
 from apisec.clientaddr import TrustedProxies
@@ -91,7 +91,7 @@ class AuthMiddleware:
             return
         core = self.core
         method = scope.get("method", "GET")
-        path = scope["path"]
+        path = route_path(scope)
         if core.skips(method, path):
             await self.app(scope, receive, send)
             return

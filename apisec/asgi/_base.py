@@ -26,6 +26,20 @@ def header_values(scope: Scope, name: str) -> list[str]:
     ]
 
 
+def route_path(scope: Scope) -> str:
+    """The path the application routes on: ``path`` below ``root_path``.
+
+    ASGI ``path`` includes ``root_path`` (a mount, ``uvicorn --root-path``);
+    Starlette and Django route on what follows it, like WSGI's ``PATH_INFO``.
+    Path rules are written against this path.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path") or ""
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
 def getter(scope: Scope) -> Callable[[str], list[str]]:
     """A header lookup bound to one request."""
     return lambda name: header_values(scope, name)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from apisec._http import InvalidRequest, PathRules, check_limit, declared_length
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
-from apisec.asgi._base import header_values, send_problem
+from apisec.asgi._base import header_values, route_path, send_problem
 from apisec.errors import ApiSecError, PayloadTooLarge
 
 __all__ = ["BodyLimitMiddleware"]
@@ -47,7 +47,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["method"], scope["path"])
+        limit = self.limit_for(scope["method"], route_path(scope))
         try:
             declared = declared_length(header_values(scope, "content-length"))
         except InvalidRequest as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apisec._http import add_missing
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
-from apisec.asgi._base import encode, with_headers
+from apisec.asgi._base import encode, route_path, with_headers
 from apisec.errors import ConfigurationError
 from apisec.headers import RouteLifecycles, SecurityHeaders
 
@@ -49,7 +49,7 @@ class SecurityHeadersMiddleware:
             return
         add = self._add
         if self.lifecycles is not None:
-            lifecycle = self.lifecycles.headers_for(scope["path"])
+            lifecycle = self.lifecycles.headers_for(route_path(scope))
             if lifecycle:
                 add = add + encode(lifecycle)
 

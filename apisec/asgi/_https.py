@@ -80,4 +80,4 @@ def _raw_path(scope: Scope) -> str:
     raw = scope.get("raw_path")
     if raw:
         return bytes(raw).decode("latin-1").split("?", 1)[0]
-    return quote(scope["path"], safe="/;:@&=+$,!~*'()%")
+    return quote(scope["path"], safe="/;:@&=+$,!~*'()")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apisec._adapter_core import checked_service
 from apisec._http import normalize_path
 from apisec._types import ASGIApp, Receive, Scope, Send
-from apisec.asgi._base import send_problem, send_response
+from apisec.asgi._base import route_path, send_problem, send_response
 from apisec.asgi._webhooks import ClientDisconnected, read_body
 from apisec.errors import ApiSecError, ConfigurationError, PayloadTooLarge
 from apisec.oauth import AsyncClientCredentialsEndpoint, ClientCredentialsEndpoint
@@ -46,7 +46,7 @@ class TokenEndpoint:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or normalize_path(scope["path"]) != self.path:
+        if scope["type"] != "http" or normalize_path(route_path(scope)) != self.path:
             await self.app(scope, receive, send)
             return
         endpoint = self.endpoint

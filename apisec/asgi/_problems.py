@@ -63,6 +63,16 @@ class ProblemDetailsMiddleware:
             await response.send_rewritten()
 
 
+def _ends(message: Message) -> bool:
+    """Whether a message is the last body message of a response (trailers may follow)."""
+    kind = message["type"]
+    if kind == "http.response.pathsend":
+        return True
+    return kind in ("http.response.body", "http.response.zerocopysend") and not message.get(
+        "more_body", False
+    )
+
+
 class _Response:
     """Tracks what reached the client; holds back error responses to be rewritten."""
 
@@ -97,13 +107,15 @@ class _Response:
             await self._send(message)
             return
         if self.state in (_HELD, _READY):
-            if kind == "http.response.body" and not message.get("more_body", False):
+            if self.state == _HELD and _ends(message):
                 if self.held[0] < 500:
                     await self.send_rewritten()
                 else:  # wait: a framework's 500 page may be followed by the exception itself
                     self.state = _READY
-            return  # the replaced body (and any trailers) is dropped
-        if kind == "http.response.body" and not message.get("more_body", False):
+            return  # the replaced body is dropped
+        if self.state == _DONE and self.held[0]:
+            return  # and so are the replaced response's trailers
+        if _ends(message):
             self.state = _DONE
         await self._send(message)
 

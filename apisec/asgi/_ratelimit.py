@@ -8,7 +8,14 @@ from typing import Any
 from apisec._adapter_core import LimitCore, proxies_or_default
 from apisec._http import RequestView, merge_rate_headers
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
-from apisec.asgi._base import client_of, encode, getter, send_problem, with_headers
+from apisec.asgi._base import (
+    client_of,
+    encode,
+    getter,
+    route_path,
+    send_problem,
+    with_headers,
+)
 from apisec.audit import audit_context
 from apisec.authz import get_principal
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
@@ -76,7 +83,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         core = self.core
-        method, path = scope["method"], scope["path"]
+        method, path = scope["method"], route_path(scope)
         limiters = core.limiters(method, path)
         if not limiters:
             await self.app(scope, receive, send)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from apisec._http import PathRules, check_limit
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
-from apisec.asgi._base import send_problem
+from apisec.asgi._base import route_path, send_problem
 from apisec.errors import ApiSecError, ConfigurationError, PayloadTooLarge
 from apisec.webhooks import WebhookVerifier
 
@@ -94,13 +94,14 @@ class WebhookMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        matched = self.routes.match_all(scope["method"], scope["path"])
+        matched = self.routes.match_all(scope["method"], route_path(scope))
         if not matched:
             await self.app(scope, receive, send)
             return
         try:
             body = await read_body(receive, self.max_bytes)
-            await matched[0].averify(body, scope.get("headers") or [])
+            for verifier in matched:  # a path read two ways needs both senders' signatures
+                await verifier.averify(body, scope.get("headers") or [])
         except ClientDisconnected:
             return
         except ApiSecError as exc:

@@ -22,9 +22,12 @@ def header_values(environ: Environ, name: str) -> list[str]:
     WSGI servers join repeated fields with commas (PEP 3333), so a repeat
     shows as a comma inside the value; credential parsers refuse those.
     """
-    key = _UNPREFIXED.get(name) or "HTTP_" + name.upper().replace("-", "_")
+    unprefixed = _UNPREFIXED.get(name)
+    key = unprefixed or "HTTP_" + name.upper().replace("-", "_")
     value = environ.get(key)
-    return [] if value is None else [value]
+    if value is None or (unprefixed and value == ""):
+        return []  # PEP 3333: CONTENT_TYPE/CONTENT_LENGTH "may be empty or absent" (wsgiref)
+    return [value]
 
 
 def getter(environ: Environ) -> Callable[[str], list[str]]:

@@ -42,13 +42,23 @@ class HTTPSRedirectMiddleware:
         host = self.host or environ.get("HTTP_HOST")
         location = None
         if host is not None:
-            path = quote(
-                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
-                safe="/;:@&=+$,!~*'()%",
-            )
+            path = _quoted_path(environ)
             location = https_location(
                 host, self.https_port, path or "/", environ.get("QUERY_STRING", "")
             )
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or location is None:
             return problem_response(environ, start_response, HttpsRequired("plain HTTP refused"))
         return respond(start_response, 308, [("Location", location), ("Content-Length", "0")], b"")
+
+
+def _quoted_path(environ: Environ) -> str:
+    """The request path, percent-encoded again from the bytes the server decoded.
+
+    PEP 3333 paths are bytes read as Latin-1, and a ``%`` in them was a ``%25``.
+    """
+    text = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:  # a server that decoded UTF-8 itself
+        raw = text.encode("utf-8")
+    return quote(raw, safe="/;:@&=+$,!~*'()")

@@ -88,7 +88,10 @@ class WebhookMiddleware:
         if not matched:
             return self.app(environ, start_response)
         try:
-            verified_body(environ, matched[0], self.max_bytes)
+            body = read_body(environ, self.max_bytes)
+            for verifier in matched:  # a path read two ways needs both senders' signatures
+                verifier.verify(body, request_headers(environ))
         except ApiSecError as exc:
             return problem_response(environ, start_response, exc)
+        _replay(environ, body)
         return self.app(environ, start_response)

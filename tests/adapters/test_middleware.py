@@ -454,8 +454,8 @@ class TestAuth:
         harness = make(lambda m, app: m.ApiKeyAuthMiddleware(app, keys))
         ok = harness.request("GET", "/x", headers={"X-API-Key": api_key.plaintext})
         assert ok.json()["kind"] == "api_key"
-        wrong = "y" if api_key.plaintext.endswith("x") else "x"
-        bad = harness.request("GET", "/x", headers={"X-API-Key": api_key.plaintext[:-1] + wrong})
+        wrong = api_key.plaintext[:-1] + ("y" if api_key.plaintext.endswith("x") else "x")
+        bad = harness.request("GET", "/x", headers={"X-API-Key": wrong})
         assert bad.status_code == 401
         assert bad.headers["www-authenticate"] == 'ApiKey realm="api", header="X-API-Key"'
         assert api_key.plaintext[:-1] not in bad.text

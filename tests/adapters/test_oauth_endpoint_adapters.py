@@ -86,7 +86,8 @@ def test_client_credentials_round_trip(setup: tuple[Harness, str]) -> None:
 def test_wrong_secret_is_invalid_client_with_basic_challenge(setup: tuple[Harness, str]) -> None:
     """A bad secret over Basic: 401 invalid_client, the Basic challenge, no token."""
     harness, secret = setup
-    headers = {**FORM, "Authorization": basic_authorization("billing-worker", secret[:-1] + "x")}
+    wrong = secret[:-1] + ("y" if secret.endswith("x") else "x")  # never the secret itself
+    headers = {**FORM, "Authorization": basic_authorization("billing-worker", wrong)}
     response = harness.request(
         "POST", "/oauth/token", headers=headers, content=b"grant_type=client_credentials"
     )
