@@ -35,6 +35,7 @@ def protect(
     accept_bearer_keys: bool = False,
     scopes: Mapping[str, Sequence[str]] | None = None,
     public_paths: Iterable[str] = (),
+    websocket_auth: bool = True,
     cors: CorsPolicy | None = None,
     headers: SecurityHeaders | None = None,
     lifecycles: RouteLifecycles | None = None,
@@ -72,6 +73,13 @@ def protect(
        are served without credentials; ``scopes`` per path prefix.
     9. :class:`RateLimitMiddleware` per principal (``principal_limiter``).
 
+    WebSocket handshakes are authenticated too (``websocket_auth=True``, the
+    default here, unlike a bare :class:`AuthMiddleware`): a refused one is
+    closed with code 1008 before it is accepted. Browsers cannot send
+    ``Authorization`` on a WebSocket; for browser clients pass
+    ``websocket_auth=False`` and authenticate in the handler (a short-lived
+    ticket), checking ``Origin`` there too.
+
     Every layer renders its own refusal in place, so the layers outside it
     still decorate it. Each stays usable on its own.
     """
@@ -88,6 +96,7 @@ def protect(
             exclude_paths=[*public, *(webhooks or {})],  # signed by their senders
             scopes=scopes,
             proxies=proxies,
+            websocket=websocket_auth,
         )
     if webhooks:
         app = WebhookMiddleware(app, webhooks)

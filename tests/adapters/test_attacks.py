@@ -837,3 +837,45 @@ class TestTokenEndpointHeld:
         assert response.status_code == status
         assert response.json()["error"] == "invalid_request"
         assert response.headers["cache-control"] == "no-store"
+
+
+class TestProtectWebSockets:
+    def _handshake(self, stack: Any, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "websocket.connect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "headers": headers,
+            "client": ("203.0.113.1", 1),
+        }
+        asyncio.run(stack(scope, receive, send))
+        return sent
+
+    def test_protect_authenticates_websocket_handshakes_by_default(self) -> None:
+        """protect() closes an unauthenticated handshake (1008) before the app can accept it."""
+        from apisec.asgi import protect
+        from apisec.tokens import SigningKey, TokenService
+
+        tokens = TokenService(
+            SigningKey.generate("ES256"), issuer="https://i.example", audience="https://a.example"
+        )
+
+        async def ws_app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+
+        stack = protect(ws_app, tokens=tokens)
+        assert self._handshake(stack, []) == [{"type": "websocket.close", "code": 1008}]
+        token = tokens.issue("u1").access_token.encode()
+        assert self._handshake(stack, [(b"authorization", b"Bearer " + token)]) == [
+            {"type": "websocket.accept"}
+        ]
+        opened = protect(ws_app, tokens=tokens, websocket_auth=False)
+        assert self._handshake(opened, []) == [{"type": "websocket.accept"}]
