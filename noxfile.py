@@ -1,8 +1,8 @@
-"""Developer and CI entry points: `nox -s lint typecheck tests`.
+"""Developer and CI entry points: `nox -s lint typecheck tests docs`, and `nox -s bench`.
 
-Each session installs the project with its `dev` extra into its own
-virtualenv; `scripts/test.sh` runs them after installing the system
-programs the tests need (redis-server, chromium).
+Each session installs the project with the extras it needs into its own
+virtualenv; `scripts/test.sh` runs the first four after installing the
+system programs the tests need (redis-server, chromium).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -36,6 +36,16 @@ def tests(session: nox.Session) -> None:
     """The whole pytest suite, Redis-backed tests against a real redis-server."""
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (Sphinx), built strictly: any warning fails the build."""
+    # Extras and FastAPI so autodoc can import every public module it documents.
+    session.install("-e", ".[docs,redis,argon2,httpx]", "fastapi>=0.110")
+    out = "docs/_build/html"
+    session.run("sphinx-build", "-W", "--keep-going", "-E", "-q", "-b", "html", "docs", out)
+    session.log(f"site built in {out}/index.html")
 
 
 @nox.session
