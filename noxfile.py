@@ -50,7 +50,17 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks side by side with the peer libraries (numbers, never assertions)."""
-    session.install("-e", ".[dev]")
+    """Every side-by-side benchmark, then docs/benchmarks.md and its charts from their JSON.
+
+    `nox -s bench -- --quick` passes --quick to every benchmark (a smoke run).
+    """
+    session.install("-e", ".[dev,bench]")
+    results = Path("benchmarks/results")
+    results.mkdir(exist_ok=True)
+    for stale in results.glob("*.json"):
+        stale.unlink()
     for script in sorted(Path("benchmarks").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs)
+        name = script.stem.removeprefix("bench_").replace("_", "-")
+        out = results / f"{name}.json"
+        session.run("python", str(script), "--json", str(out), *session.posargs)
+    session.run("python", "benchmarks/report.py")
