@@ -108,6 +108,13 @@ class TestDistributions:
             metadata = wheel.read(f"apisec-{apisec.__version__}.dist-info/METADATA").decode()
         assert f"\nVersion: {apisec.__version__}\n" in metadata
 
+    def test_the_changelog_has_a_section_for_this_version(self) -> None:
+        """CHANGELOG.md opens with [Unreleased], then the release this version prepares."""
+        headings = re.findall(r"^## \[([^]]+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+        release = re.match(r"\d+\.\d+\.\d+", apisec.__version__)
+        assert release is not None
+        assert headings[:2] == ["Unreleased", release.group()]
+
     def test_the_wheel_ships_the_package_typed_and_licensed(self, dist: Dist) -> None:
         """The wheel holds apisec with py.typed, the CLI entry point and the licence, no tests."""
         with zipfile.ZipFile(dist.wheel) as wheel:
