@@ -122,7 +122,7 @@ class PasswordHasher:
         """A new salted hash of ``password``.
 
         Raises:
-            ValidationError: empty or too long (field ``password``).
+            apisec.errors.ValidationError: empty or too long (field ``password``).
         """
         data = self._encode(password)
         if data is None:

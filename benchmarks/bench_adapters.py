@@ -1,6 +1,6 @@
 """Adapters: per-request overhead of the ASGI and WSGI middleware, side by side with peers.
 
-Run:  python benchmarks/bench_adapters.py [--quick]
+Run:  python benchmarks/bench_adapters.py [--quick] [--json PATH]
 
 Every stack is called directly as an ASGI or WSGI callable (no server, no
 sockets), each request with a fresh scope/environ, around an app that does
@@ -47,6 +47,7 @@ from apisec import asgi, wsgi
 from apisec.cors import CorsPolicy
 from apisec.ratelimit import FixedWindow, RateLimiter
 from apisec.tokens import SigningKey, TokenService
+from benchmarks._results import Results
 
 ORIGIN = "https://app.example.com"
 ORIGINS = [ORIGIN, "https://admin.example.com", "http://localhost:3000"]
@@ -275,7 +276,7 @@ def spelling(number: int) -> bytes:
     )
 
 
-def cors_asgi(rounds: int, number: int) -> dict[str, float]:
+def cors_asgi(results: Results, rounds: int, number: int) -> dict[str, float]:
     loop = asyncio.new_event_loop()
     ours = asgi.CORSMiddleware(app, policy())
     theirs = StarletteCORS(
@@ -332,20 +333,32 @@ def cors_asgi(rounds: int, number: int) -> dict[str, float]:
             rounds,
             number,
         )
-        table(
-            f"ASGI CORS alone, {name} (allowed origin)",
-            {contender: statistics.median(values) for contender, values in samples.items()},
-            "bare app",
-            "starlette CORSMiddleware",
-        )
+        title = f"ASGI CORS alone, {name} (allowed origin)"
+        found_medians = {contender: statistics.median(v) for contender, v in samples.items()}
+        table(title, found_medians, "bare app", "starlette CORSMiddleware")
         found[name] = paired_ratio(
             samples, "apisec.asgi.CORSMiddleware", "starlette CORSMiddleware", "bare app"
+        )
+        results.comparison(
+            "asgi-cors-" + name.replace(",", "").replace(" ", "-"),
+            title,
+            found_medians,
+            baseline="starlette CORSMiddleware",
+            ours=["apisec.asgi.CORSMiddleware"],
+            ratios=[
+                (
+                    "apisec.asgi.CORSMiddleware",
+                    "starlette CORSMiddleware",
+                    found[name],
+                    "overhead over the bare app (median of per-round ratios)",
+                )
+            ],
         )
     loop.close()
     return found
 
 
-def protect_asgi(rounds: int, number: int) -> None:
+def protect_asgi(results: Results, rounds: int, number: int) -> None:
     loop = asyncio.new_event_loop()
     origin = (b"origin", ORIGIN.encode())
     public = scope("GET", "/public/items", [origin])
@@ -370,13 +383,19 @@ def protect_asgi(rounds: int, number: int) -> None:
         if alg == "HS256":
             contenders["protect(), public path (no credential)"] = asgi_timer(loop, stack, public)
         contenders[f"protect(), bearer token ({alg} verify)"] = asgi_timer(loop, stack, bearer)
-    results = medians(contenders, rounds, number)
-    table(
+    found = medians(contenders, rounds, number)
+    title = (
         "ASGI protect(): security headers, CORS, problems, client limit, body limit, "
-        "auth, principal limit",
-        results,
-        "bare app",
-        None,
+        "auth, principal limit"
+    )
+    table(title, found, "bare app", None)
+    results.comparison(
+        "asgi-protect",
+        title,
+        found,
+        baseline="bare app",
+        ours=[name for name in found if name != "bare app"],
+        note="No peer: the whole stack against the bare ASGI app it wraps.",
     )
     loop.close()
 
@@ -420,7 +439,7 @@ def wrapped(wrap: Callable[[Any], Any]) -> flask.Flask:
     return made
 
 
-def wsgi_stacks(rounds: int, number: int) -> None:
+def wsgi_stacks(results: Results, rounds: int, number: int) -> None:
     def limit() -> RateLimiter:
         return RateLimiter(FixedWindow(HUGE, 60))
 
@@ -462,42 +481,64 @@ def wsgi_stacks(rounds: int, number: int) -> None:
     simple_results = medians(
         {name: wsgi_timer(made, simple) for name, made in contenders.items()}, rounds, number
     )
-    table(
-        "WSGI, simple GET with an allowed origin (limits: one in memory)",
+    title = "WSGI, simple GET with an allowed origin (limits: one in memory)"
+    table(title, simple_results, "bare Flask", "Flask + flask-cors + flask-limiter")
+    overhead = {
+        name: value - simple_results["bare Flask"] for name, value in simple_results.items()
+    }
+    pairs = [
+        ("Flask + apisec.wsgi.CORSMiddleware", "Flask + flask-cors"),
+        ("Flask + apisec.wsgi CORS + RateLimit", "Flask + flask-cors + flask-limiter"),
+        ("Flask + apisec.wsgi.protect() (all layers)", "Flask + flask-cors + flask-limiter"),
+    ]
+    results.comparison(
+        "wsgi-simple",
+        title,
         simple_results,
-        "bare Flask",
-        "Flask + flask-cors + flask-limiter",
+        baseline="bare Flask",
+        ours=[name for name in simple_results if "apisec" in name],
+        ratios=[
+            (ours, peer, overhead[ours] / overhead[peer], "overhead over bare Flask")
+            for ours, peer in pairs
+        ],
     )
     cors_only = ("Flask + flask-cors", "Flask + apisec.wsgi.CORSMiddleware")
     preflight_results = medians(
         {name: wsgi_timer(contenders[name], preflight) for name in cors_only}, rounds, number
     )
-    table(
-        "WSGI, preflight with an allowed origin (apisec answers it before Flask runs)",
+    title = "WSGI, preflight with an allowed origin (apisec answers it before Flask runs)"
+    table(title, preflight_results, None, "Flask + flask-cors")
+    results.comparison(
+        "wsgi-preflight",
+        title,
         preflight_results,
-        None,
-        "Flask + flask-cors",
+        baseline="Flask + flask-cors",
+        ours=["Flask + apisec.wsgi.CORSMiddleware"],
+        headline=[("Flask + apisec.wsgi.CORSMiddleware", "Flask + flask-cors")],
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     rounds, number = (3, 2_000) if args.quick else (11, 20_000)
     peers = ("starlette", "flask", "flask-cors", "flask-limiter", "limits")
+    results = Results("adapters", peers, quick=args.quick)
     print(
         f"python {sys.version.split()[0]} on {platform.machine()} "
         f"({platform.processor() or platform.platform()}), {os.cpu_count()} CPUs, "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {rounds} rounds x {number} requests"
     )
     print("peers: " + ", ".join(f"{name} {version(name)}" for name in peers))
-    found = cors_asgi(rounds, number)
-    protect_asgi(rounds, number)
-    wsgi_stacks(rounds, number // 4)
+    found = cors_asgi(results, rounds, number)
+    protect_asgi(results, rounds, number)
+    wsgi_stacks(results, rounds, number // 4)
     print("\nCORS target: apisec's overhead at most 0.5x Starlette's (median of per-round ratios)")
     for name, ratio in found.items():
         print(f"  {name:<24} {ratio:5.2f}x")
+    results.write(args.json)
 
 
 if __name__ == "__main__":

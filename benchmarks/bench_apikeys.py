@@ -1,6 +1,6 @@
 """API key authentication: apisec vs the floor, and store throughput.
 
-Run:  python benchmarks/bench_apikeys.py [--quick]
+Run:  python benchmarks/bench_apikeys.py [--quick] [--json PATH]
 
 The floor is the least any hashed-key check does: SHA-256 of the key, a dict
 lookup by hash and one `hmac.compare_digest`. apisec additionally checks the
@@ -30,6 +30,7 @@ import redis
 
 from apisec.apikeys import ApiKeyService, MemoryApiKeyStore, SQLiteApiKeyStore
 from apisec.apikeys.redis import RedisApiKeyStore
+from benchmarks._results import Results
 from tests.support.redis_server import RedisServer
 
 
@@ -45,8 +46,10 @@ def timed(fn: Callable[[str], object], keys: list[str], number: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     rounds, number = (3, 5_000) if args.quick else (9, 50_000)
+    results = Results("apikeys", ("redis",), quick=args.quick)
     print(f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
     service = ApiKeyService(MemoryApiKeyStore())
@@ -66,6 +69,16 @@ def main() -> None:
     print("\nIn memory, one authentication (1,000 keys)")
     print(f"  apisec authenticate   {ours * 1e6:7.2f} us   {ours / base:5.2f}x floor")
     print(f"  floor (sha256+dict+compare_digest) {base * 1e6:7.2f} us")
+    floor_name = "floor (sha256 + dict + compare_digest)"
+    results.comparison(
+        "memory",
+        "In memory, one authentication (1,000 keys)",
+        {"apisec authenticate (memory)": ours, floor_name: base},
+        baseline=floor_name,
+        ours=["apisec authenticate (memory)"],
+        headline=[("apisec authenticate (memory)", floor_name)],
+    )
+    throughput: list[list[object]] = []
 
     print("\nStore throughput, authenticate() on one thread")
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,6 +89,7 @@ def main() -> None:
             timed(sq_service.authenticate, sq_keys, number // 5) for _ in range(3)
         )
         print(f"  SQLite (WAL)          {1 / per:10,.0f} auth/s   ({per * 1e6:.1f} us each)")
+        throughput.append(["SQLite (WAL, a local file)", round(1 / per), round(per * 1e6, 1)])
         sqlite.close()
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with RedisServer(binary) as server:
@@ -86,7 +100,16 @@ def main() -> None:
             timed(rd_service.authenticate, rd_keys, number // 25) for _ in range(3)
         )
         print(f"  Redis (loopback)      {1 / per:10,.0f} auth/s   ({per * 1e6:.1f} us each)")
+        throughput.append(["Redis (loopback)", round(1 / per), round(per * 1e6, 1)])
+        results.version("redis-server", str(client.info("server")["redis_version"]))
         client.close()
+    results.table(
+        "stores",
+        "Store throughput, authenticate() on one thread",
+        ["store", "authentications/s", "µs each"],
+        throughput,
+    )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """CORS: `CorsPolicy.decide` vs Starlette's `CORSMiddleware`, per request.
 
-Run:  python benchmarks/bench_cors.py [--quick]
+Run:  python benchmarks/bench_cors.py [--quick] [--json PATH]
 
 Starlette's middleware is driven directly through ASGI (no server) around
 an app that does nothing, so its number is the middleware's own cost plus
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.middleware.cors import CORSMiddleware
 
 from apisec.cors import CorsPolicy
+from benchmarks._results import Results
 
 ORIGIN = "https://app.example.com"
 ORIGINS = [ORIGIN, "https://admin.example.com", "http://localhost:3000"]
@@ -85,8 +86,10 @@ def time_sync(fn: Callable[[], object], number: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     rounds, number = (3, 2_000) if args.quick else (15, 20_000)
+    results = Results("cors", ("starlette",), quick=args.quick)
 
     policy = CorsPolicy(
         ORIGINS, allow_methods=METHODS, allow_headers=HEADERS, allow_credentials=True, max_age=600
@@ -129,7 +132,28 @@ def main() -> None:
             f"  (no-op app alone         {b * 1e6:7.2f} us;  middleware minus app "
             f"{(t - b) * 1e6:.2f} us = {(t - b) / o:4.1f}x apisec)"
         )
+        results.comparison(
+            name.replace(" ", "-").lower(),
+            f"CORS decision, {name}: CorsPolicy.decide vs Starlette's CORSMiddleware",
+            {
+                "apisec CorsPolicy.decide": o,
+                "starlette CORSMiddleware (with the app)": t,
+                "no-op ASGI app alone": b,
+            },
+            baseline="starlette CORSMiddleware (with the app)",
+            ours=["apisec CorsPolicy.decide"],
+            headline=[("apisec CorsPolicy.decide", "starlette CORSMiddleware (with the app)")],
+            ratios=[
+                (
+                    "apisec CorsPolicy.decide",
+                    "starlette CORSMiddleware (net of the app)",
+                    o / (t - b),
+                    "time per call, Starlette net of the no-op app",
+                )
+            ],
+        )
     loop.close()
+    results.write(args.json)
 
 
 if __name__ == "__main__":

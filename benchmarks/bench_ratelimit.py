@@ -1,6 +1,6 @@
 """Rate limiting: apisec vs `limits` vs `pyrate-limiter`, in memory and on Redis.
 
-Run:  python benchmarks/bench_ratelimit.py [--quick] [--no-redis]
+Run:  python benchmarks/bench_ratelimit.py [--quick] [--no-redis] [--json PATH]
 
 In memory, every contender decides over 300 rotating keys with a limit high
 enough never to deny. On Redis (a throw-away redis-server on loopback,
@@ -37,6 +37,7 @@ from apisec.ratelimit import (
     TokenBucket,
 )
 from apisec.ratelimit.redis import RedisStore
+from benchmarks._results import Results
 from tests.support.redis_server import RedisServer
 
 HUGE = 10**9
@@ -54,7 +55,7 @@ def per_call(fn: Callable[[str], object], number: int) -> float:
 
 def compare(
     title: str, contenders: dict[str, Callable[[str], object]], base: str, rounds: int, number: int
-) -> None:
+) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
@@ -63,9 +64,10 @@ def compare(
     print(f"\n{title}")
     for name, value in medians.items():
         print(f"  {name:<34} {value * 1e6:8.2f} us   {value / medians[base]:5.2f}x {base}")
+    return medians
 
 
-def memory(rounds: int, number: int) -> None:
+def memory(results: Results, rounds: int, number: int) -> None:
     ours = {
         "apisec FixedWindow": RateLimiter(FixedWindow(HUGE, 60), MemoryStore()),
         "apisec SlidingWindow (exact)": RateLimiter(SlidingWindow(HUGE, 1), MemoryStore()),
@@ -83,19 +85,29 @@ def memory(rounds: int, number: int) -> None:
     contenders["pyrate-limiter InMemoryBucket"] = lambda key: pyrate.try_acquire(
         key, blocking=False
     )
-    compare(
-        "In memory, one decision (300 keys)",
-        contenders,
-        "limits FixedWindow + MemoryStorage",
-        rounds,
-        number,
+    limits = "limits FixedWindow + MemoryStorage"
+    title = "In memory, one decision (300 keys)"
+    medians = compare(title, contenders, limits, rounds, number)
+    pyrate_name = "pyrate-limiter InMemoryBucket"
+    results.comparison(
+        "memory",
+        title,
+        medians,
+        baseline=limits,
+        ours=list(ours),
+        headline=[
+            *((name, limits) for name in ours),
+            ("apisec FixedWindow", pyrate_name),
+            ("apisec TokenBucket", pyrate_name),
+        ],
     )
 
 
-def on_redis(rounds: int, number: int) -> None:
+def on_redis(results: Results, rounds: int, number: int) -> None:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with RedisServer(binary) as server:
         client = redis.Redis(host=server.host, port=server.port)
+        results.version("redis-server", str(client.info("server")["redis_version"]))
         ours = RateLimiter(FixedWindow(HUGE, 60), RedisStore(client))
         ours_bucket = RateLimiter(TokenBucket(HUGE, 1000), RedisStore(client))
         fixed = strategies.FixedWindowRateLimiter(storage.RedisStorage(server.url))
@@ -111,18 +123,32 @@ def on_redis(rounds: int, number: int) -> None:
             "limits hit+get_window_stats": limits_with_headers,
             "raw INCR (floor)": client.incr,
         }
-        compare(
-            "Redis on loopback, one decision with its headers",
-            contenders,
-            "limits hit+get_window_stats",
-            rounds,
-            number,
+        title = "Redis on loopback, one decision with its headers"
+        limits = "limits hit+get_window_stats"
+        medians = compare(title, contenders, limits, rounds, number)
+        ours_names = ["apisec FixedWindow hit+headers", "apisec TokenBucket hit+headers"]
+        results.comparison(
+            "redis",
+            title,
+            medians,
+            baseline=limits,
+            ours=ours_names,
+            headline=[(name, limits) for name in ours_names],
         )
         floor = {
             "apisec FixedWindow hit+headers": contenders["apisec FixedWindow hit+headers"],
             "raw INCR (floor)": contenders["raw INCR (floor)"],
         }
-        compare("Redis, apisec against the INCR floor", floor, "raw INCR (floor)", rounds, number)
+        title = "Redis, apisec against the INCR floor"
+        medians = compare(title, floor, "raw INCR (floor)", rounds, number)
+        results.comparison(
+            "redis-floor",
+            title,
+            medians,
+            baseline="raw INCR (floor)",
+            ours=["apisec FixedWindow hit+headers"],
+            headline=[("apisec FixedWindow hit+headers", "raw INCR (floor)")],
+        )
         client.close()
 
 
@@ -130,11 +156,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
+    results = Results("ratelimit", ("limits", "pyrate-limiter", "redis"), quick=args.quick)
     print(f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    memory(*((3, 3_000) if args.quick else (9, 30_000)))
+    memory(results, *((3, 3_000) if args.quick else (9, 30_000)))
     if not args.no_redis:
-        on_redis(*((3, 500) if args.quick else (7, 4_000)))
+        on_redis(results, *((3, 500) if args.quick else (7, 4_000)))
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Access-token verification: apisec `TokenService.verify` vs bare PyJWT vs joserfc.
 
-Run:  python benchmarks/bench_tokens.py [--quick]
+Run:  python benchmarks/bench_tokens.py [--quick] [--json PATH]
 
 Every contender checks the same things on the same token: signature with
 the pinned algorithm, `typ` (at+jwt), exact `iss`, `aud`, `exp`, `iat`,
@@ -27,6 +27,7 @@ from joserfc.jwk import OctKey
 from joserfc.jwt import JWTClaimsRegistry
 
 from apisec.tokens import SigningKey, TokenService
+from benchmarks._results import Results
 
 ISS, AUD = "https://auth.example.com", "https://api.example.com"
 REQUIRED = ["exp", "iat", "sub", "jti", "iss", "aud"]
@@ -76,8 +77,10 @@ def bench(fn: Callable[[], object], number: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     rounds, number = (3, 1_000) if args.quick else (11, 10_000)
+    results = Results("tokens", ("pyjwt", "joserfc", "cryptography"), quick=args.quick)
     print(
         f"python {sys.version.split()[0]}, pyjwt {jwt.__version__}, "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {rounds} rounds"
@@ -108,9 +111,19 @@ def main() -> None:
                 samples[name].append(bench(fn, n))
         medians = {name: statistics.median(s) for name, s in samples.items()}
         base = medians["PyJWT decode"]
-        print(f"\n{alg} ({len(token)}-byte token)")
+        title = f"{alg} ({len(token)}-byte token)"
+        print(f"\n{title}")
         for name, value in medians.items():
             print(f"  {name:<16} {value * 1e6:8.2f} us   {value / base:5.2f}x PyJWT")
+        results.comparison(
+            f"verify-{alg.lower()}",
+            f"Access-token verification, {title}",
+            medians,
+            baseline="PyJWT decode",
+            ours=["apisec verify"],
+            headline=[("apisec verify", peer) for peer in medians if peer != "apisec verify"],
+        )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Webhook verification: apisec vs the `standardwebhooks` package vs the raw `hmac` floor.
 
-Run:  python benchmarks/bench_webhooks.py [--quick]
+Run:  python benchmarks/bench_webhooks.py [--quick] [--json PATH]
 
 All contenders verify the same Standard Webhooks delivery (and, for the
 floor comparison, a GitHub-style one) in one process, one after another,
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from standardwebhooks.webhooks import Webhook
 
 from apisec.webhooks import WebhookSigner, WebhookVerifier, generate_secret
+from benchmarks._results import Results
 
 
 def make_body(lines: int) -> bytes:
@@ -91,7 +92,7 @@ def github_contenders(body: bytes) -> dict[str, Callable[[], object]]:
 
 def report(
     title: str, body: bytes, contenders: dict[str, Callable[[], object]], rounds: int, number: int
-) -> None:
+) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     # Interleave rounds so drift on the machine hits every contender alike.
     for _ in range(rounds):
@@ -102,17 +103,39 @@ def report(
     print(f"\n{title}  (body {len(body)} bytes, {rounds} rounds x {number} calls)")
     for name, value in medians.items():
         print(f"  {name:<18} {value * 1e6:8.2f} us/call   {value / base:5.2f}x apisec")
+    return medians
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     rounds, number = (3, 2_000) if args.quick else (15, 20_000)
+    results = Results("webhooks", ("standardwebhooks",), quick=args.quick)
     print(f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
     for body in (make_body(20), make_body(150)):
-        report("Standard Webhooks v1", body, standard_contenders(body), rounds, number)
-        report("GitHub X-Hub-Signature-256", body, github_contenders(body), rounds, number)
+        title = "Standard Webhooks v1"
+        medians = report(title, body, standard_contenders(body), rounds, number)
+        results.comparison(
+            f"standard-{len(body)}",
+            f"{title} verification, {len(body)}-byte body",
+            medians,
+            baseline="apisec",
+            ours=["apisec"],
+            headline=[("apisec", "standardwebhooks"), ("apisec", "hmac floor")],
+        )
+        title = "GitHub X-Hub-Signature-256"
+        medians = report(title, body, github_contenders(body), rounds, number)
+        results.comparison(
+            f"github-{len(body)}",
+            f"{title} verification, {len(body)}-byte body",
+            medians,
+            baseline="apisec",
+            ours=["apisec"],
+            headline=[("apisec", "hmac floor")],
+        )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

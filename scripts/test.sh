@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine (as root, Python 3.11) and run the whole suite:
 # lint, type check and tests, Redis-backed tests against a real redis-server,
+# the documentation site built strictly, the built wheel installed and smoke-tested,
 # CORS tests in a real headless Chromium.
 # This is the README's test command; .ci/run runs exactly this.
 set -euo pipefail
@@ -28,4 +29,4 @@ if [ ! -x .venv-tools/bin/nox ]; then
     .venv-tools/bin/python -m pip install -q --disable-pip-version-check 'nox>=2024.4.15'
 fi
 
-exec .venv-tools/bin/nox --no-color -s lint typecheck tests "$@"
+exec .venv-tools/bin/nox --no-color -s lint typecheck tests docs "$@"
