@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -58,6 +58,60 @@ class AsyncApiKeyStore(Protocol):
     async def update(self, key_id: str, changes: Mapping[str, Any]) -> ApiKeyRecord | None: ...
 
     async def list(self, owner: str) -> list[ApiKeyRecord]: ...
+
+
+# The store calls the key flows yield (apisec._flows): one per protocol method.
+
+
+class Add(NamedTuple):
+    record: ApiKeyRecord
+
+    def run(self, store: ApiKeyStore) -> None:
+        store.add(self.record)
+
+    async def arun(self, store: AsyncApiKeyStore) -> None:
+        await store.add(self.record)
+
+
+class Get(NamedTuple):
+    key_id: str
+
+    def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
+        return store.get(self.key_id)
+
+    async def arun(self, store: AsyncApiKeyStore) -> ApiKeyRecord | None:
+        return await store.get(self.key_id)
+
+
+class Find(NamedTuple):
+    key_hash: str
+
+    def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
+        return store.find(self.key_hash)
+
+    async def arun(self, store: AsyncApiKeyStore) -> ApiKeyRecord | None:
+        return await store.find(self.key_hash)
+
+
+class Update(NamedTuple):
+    key_id: str
+    changes: Mapping[str, Any]
+
+    def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
+        return store.update(self.key_id, self.changes)
+
+    async def arun(self, store: AsyncApiKeyStore) -> ApiKeyRecord | None:
+        return await store.update(self.key_id, self.changes)
+
+
+class ListByOwner(NamedTuple):
+    owner: str
+
+    def run(self, store: ApiKeyStore) -> list[ApiKeyRecord]:
+        return store.list(self.owner)
+
+    async def arun(self, store: AsyncApiKeyStore) -> list[ApiKeyRecord]:
+        return await store.list(self.owner)
 
 
 def check_changes(changes: Mapping[str, Any]) -> None:

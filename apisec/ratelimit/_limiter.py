@@ -1,13 +1,20 @@
-"""RateLimiter and AsyncRateLimiter: one logic, the store call is the only twin."""
+"""RateLimiter and AsyncRateLimiter: one logic, the store call is the only twin.
+
+A decision through the store's ``evaluate`` is one flow (:mod:`apisec._flows`)
+driven by either twin. A one-limit ``hit`` over a store with ``evaluate_one``
+takes the fast path instead: the only code the twins repeat, one store call
+each (see ``docs/architecture.md``).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Generic, Literal, TypeVar
 
+from apisec._async import InPlace, has_async_method
 from apisec._clock import Clock, wall_clock
+from apisec._flows import Flow, adrive, drive
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, StoreError
 from apisec.ratelimit._algorithms import (
@@ -23,9 +30,12 @@ from apisec.ratelimit._decision import (
     check_reset_format,
 )
 from apisec.ratelimit._store import (
+    AsyncOneLimitStore,
     AsyncRateLimitStore,
+    Evaluate,
     LimitRequest,
     MemoryStore,
+    OneLimitStore,
     RateLimitStore,
 )
 
@@ -43,6 +53,10 @@ _HASHED = "h:"
 _KIND = {1: "f", 2: "s", 3: "t", 4: "l", 5: "c"}
 _KEY_CACHE = 4096
 _new = tuple.__new__
+
+#: A store's ``evaluate_one``, bound (sync or async).
+EvaluateOne = Callable[[str, Algorithm, int, "float | None"], Outcome]
+AsyncEvaluateOne = Callable[[str, Algorithm, int, "float | None"], Awaitable[Outcome]]
 
 
 def _algorithms(value: Algorithm | Sequence[Algorithm]) -> tuple[Algorithm, ...]:
@@ -234,6 +248,18 @@ class _LimiterCore:
             decided_at=self._decided_at(now),
         )
 
+    def _evaluate_flow(
+        self, key: str, cost: int, peek: bool
+    ) -> Flow[RateLimitStore, AsyncRateLimitStore, Decision]:
+        """A decision through the store's ``evaluate``: every limit, all-or-nothing."""
+        requests = self._requests(key, cost)
+        now = self._now()
+        try:
+            outcomes: list[Outcome] = yield Evaluate(requests=requests, now=now, peek=peek)
+        except StoreError as exc:
+            return self._degraded(exc, now)
+        return self._decision(outcomes, key, peek, now)
+
     def check(self, decision: Decision) -> Decision:
         """Raise :class:`RateLimitExceeded` for a denied decision; return it otherwise."""
         if not decision.allowed:
@@ -285,39 +311,32 @@ class RateLimiter(_LimiterCore):
             reset_format=reset_format,
             store=store,
         )
-        if inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
+        if has_async_method(store, "evaluate"):
             raise ConfigurationError("this store is async: use AsyncRateLimiter")
         self.store = store
-        self._one = _single_path(store, self.algorithms)
+        self._one: EvaluateOne | None = (
+            store.evaluate_one
+            if len(self.algorithms) == 1 and isinstance(store, OneLimitStore)
+            else None
+        )
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Spend ``cost`` units for ``key`` if every limit allows it."""
         one = self._one
-        if one is not None and type(cost) is int and 0 <= cost <= self._quota:
-            clock = self._clock
-            now = None if clock is None else clock()
-            try:
-                outcome = one(self._keys(key)[0], self.algorithms[0], cost, now)
-            except StoreError as exc:
-                return self._degraded(exc, now)
-            return self._single_decision(outcome, key, now)
-        requests = self._requests(key, cost)
-        now = self._now()
+        if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
+            return drive(self._evaluate_flow(key, cost, False), self.store)
+        # The fast path: one limit, the store's evaluate_one (docs/architecture.md).
+        clock = self._clock
+        now = None if clock is None else clock()
         try:
-            outcomes = self.store.evaluate(requests, now, False)
+            outcome = one(self._keys(key)[0], self.algorithms[0], cost, now)
         except StoreError as exc:
             return self._degraded(exc, now)
-        return self._decision(outcomes, key, False, now)
+        return self._single_decision(outcome, key, now)
 
     def peek(self, key: str) -> Decision:
         """The decision a unit hit would get, without spending anything."""
-        requests = self._requests(key, 1)
-        now = self._now()
-        try:
-            outcomes = self.store.evaluate(requests, now, True)
-        except StoreError as exc:
-            return self._degraded(exc, now)
-        return self._decision(outcomes, key, True, now)
+        return drive(self._evaluate_flow(key, 1, True), self.store)
 
     def reset(self, key: str) -> None:
         """Forget everything about ``key``."""
@@ -342,7 +361,7 @@ class AsyncRateLimiter(_LimiterCore):
         reset_format: ResetFormat = "delta",
     ) -> None:
         if store is None:
-            store = _AsyncMemoryStore(MemoryStore())
+            store = InPlace(MemoryStore())
         super().__init__(
             algorithm,
             prefix=prefix,
@@ -351,80 +370,72 @@ class AsyncRateLimiter(_LimiterCore):
             reset_format=reset_format,
             store=store,
         )
-        if not inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
+        if not has_async_method(store, "evaluate"):
             raise ConfigurationError("this store is synchronous: use RateLimiter")
         self.store = store
-        self._one = _single_path(store, self.algorithms)
+        self._one: AsyncEvaluateOne | None = (
+            store.evaluate_one
+            if len(self.algorithms) == 1 and isinstance(store, AsyncOneLimitStore)
+            else None
+        )
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
+        """Same as :meth:`RateLimiter.hit`, awaiting the store."""
         one = self._one
-        if one is not None and type(cost) is int and 0 <= cost <= self._quota:
-            clock = self._clock
-            now = None if clock is None else clock()
-            try:
-                outcome = await one(self._keys(key)[0], self.algorithms[0], cost, now)
-            except StoreError as exc:
-                return self._degraded(exc, now)
-            return self._single_decision(outcome, key, now)
-        requests = self._requests(key, cost)
-        now = self._now()
+        if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
+            return await adrive(self._evaluate_flow(key, cost, False), self.store)
+        # The fast path: one limit, the store's evaluate_one (docs/architecture.md).
+        clock = self._clock
+        now = None if clock is None else clock()
         try:
-            outcomes = await self.store.evaluate(requests, now, False)
+            outcome = await one(self._keys(key)[0], self.algorithms[0], cost, now)
         except StoreError as exc:
             return self._degraded(exc, now)
-        return self._decision(outcomes, key, False, now)
+        return self._single_decision(outcome, key, now)
 
     async def peek(self, key: str) -> Decision:
-        requests = self._requests(key, 1)
-        now = self._now()
-        try:
-            outcomes = await self.store.evaluate(requests, now, True)
-        except StoreError as exc:
-            return self._degraded(exc, now)
-        return self._decision(outcomes, key, True, now)
+        """Same as :meth:`RateLimiter.peek`, awaiting the store."""
+        return await adrive(self._evaluate_flow(key, 1, True), self.store)
 
     async def reset(self, key: str) -> None:
+        """Same as :meth:`RateLimiter.reset`, awaiting the store."""
         await self.store.clear(self._keys(key))
 
     async def _release(self, key: str, cost: int = 1) -> None:
+        """Same as :meth:`RateLimiter._release`, awaiting the store."""
         await self.store.evaluate(self._release_requests(key, cost), self._now(), False)
 
 
-class _AsyncMemoryStore:
-    """Async face of the memory store (it never blocks on I/O)."""
-
-    def __init__(self, inner: MemoryStore) -> None:
-        self.inner = inner
-        self.clock = inner.clock
-
-    async def evaluate(
-        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
-    ) -> list[Outcome]:
-        return self.inner.evaluate(requests, now, peek)
-
-    async def clear(self, keys: Sequence[str]) -> None:
-        self.inner.clear(keys)
+L = TypeVar("L")
 
 
-def _single_path(store: object, algorithms: tuple[Algorithm, ...]) -> Any:
-    """A store's optional one-limit shortcut, ``evaluate_one(key, algorithm, cost, now)``."""
-    return getattr(store, "evaluate_one", None) if len(algorithms) == 1 else None
+class _TieredCore(Generic[L]):
+    """One limiter per tier over one shared store, shared by both twins."""
+
+    def __init__(
+        self,
+        tiers: Mapping[str, Algorithm | Sequence[Algorithm]],
+        prefix: str,
+        make: Callable[[Algorithm | Sequence[Algorithm], str], L],
+    ) -> None:
+        if not tiers:
+            raise ConfigurationError("give at least one tier")
+        limiters: dict[str, L] = {}
+        for tier, algorithms in tiers.items():
+            if not isinstance(tier, str) or not tier or "{" in tier or "}" in tier or ":" in tier:
+                raise ConfigurationError(f"invalid tier name {tier!r}")
+            limiters[tier] = make(algorithms, f"{prefix}:{tier}")
+        self.limiters: dict[str, L] = limiters
+
+    def limiter(self, tier: str) -> L:
+        """The limiter of ``tier`` (``ConfigurationError`` for an unknown tier)."""
+        try:
+            return self.limiters[tier]
+        except KeyError:
+            raise ConfigurationError(f"unknown tier {tier!r}") from None
 
 
-def _tier_limiters(
-    tiers: Mapping[str, Algorithm | Sequence[Algorithm]], factory: Any, prefix: str
-) -> dict[str, Any]:
-    if not tiers:
-        raise ConfigurationError("give at least one tier")
-    limiters = {}
-    for tier, algorithms in tiers.items():
-        if not isinstance(tier, str) or not tier or "{" in tier or "}" in tier or ":" in tier:
-            raise ConfigurationError(f"invalid tier name {tier!r}")
-        limiters[tier] = factory(algorithms, f"{prefix}:{tier}")
-    return limiters
-
-
-class TieredRateLimiter:
+class TieredRateLimiter(_TieredCore[RateLimiter]):
     """Different limits per plan: ``hit(key, tier="pro")``.
 
     >>> from apisec.ratelimit import FixedWindow
@@ -445,8 +456,9 @@ class TieredRateLimiter:
         reset_format: ResetFormat = "delta",
     ) -> None:
         shared = MemoryStore() if store is None else store
-        self.limiters: dict[str, RateLimiter] = _tier_limiters(
+        super().__init__(
             tiers,
+            prefix,
             lambda algorithms, tier_prefix: RateLimiter(
                 algorithms,
                 shared,
@@ -455,23 +467,18 @@ class TieredRateLimiter:
                 on_store_error=on_store_error,
                 reset_format=reset_format,
             ),
-            prefix,
         )
 
-    def limiter(self, tier: str) -> RateLimiter:
-        try:
-            return self.limiters[tier]
-        except KeyError:
-            raise ConfigurationError(f"unknown tier {tier!r}") from None
-
     def hit(self, key: str, tier: str, cost: int = 1) -> Decision:
+        """:meth:`RateLimiter.hit` with the limits of ``tier``."""
         return self.limiter(tier).hit(key, cost)
 
     def peek(self, key: str, tier: str) -> Decision:
+        """:meth:`RateLimiter.peek` with the limits of ``tier``."""
         return self.limiter(tier).peek(key)
 
 
-class AsyncTieredRateLimiter:
+class AsyncTieredRateLimiter(_TieredCore[AsyncRateLimiter]):
     """The asyncio twin of :class:`TieredRateLimiter`."""
 
     def __init__(
@@ -484,9 +491,10 @@ class AsyncTieredRateLimiter:
         on_store_error: OnStoreError = "raise",
         reset_format: ResetFormat = "delta",
     ) -> None:
-        shared = _AsyncMemoryStore(MemoryStore()) if store is None else store
-        self.limiters: dict[str, AsyncRateLimiter] = _tier_limiters(
+        shared: AsyncRateLimitStore = InPlace(MemoryStore()) if store is None else store
+        super().__init__(
             tiers,
+            prefix,
             lambda algorithms, tier_prefix: AsyncRateLimiter(
                 algorithms,
                 shared,
@@ -495,17 +503,12 @@ class AsyncTieredRateLimiter:
                 on_store_error=on_store_error,
                 reset_format=reset_format,
             ),
-            prefix,
         )
 
-    def limiter(self, tier: str) -> AsyncRateLimiter:
-        try:
-            return self.limiters[tier]
-        except KeyError:
-            raise ConfigurationError(f"unknown tier {tier!r}") from None
-
     async def hit(self, key: str, tier: str, cost: int = 1) -> Decision:
+        """Same as :meth:`TieredRateLimiter.hit`, awaiting the store."""
         return await self.limiter(tier).hit(key, cost)
 
     async def peek(self, key: str, tier: str) -> Decision:
+        """Same as :meth:`TieredRateLimiter.peek`, awaiting the store."""
         return await self.limiter(tier).peek(key)

@@ -60,6 +60,42 @@ class AsyncRateLimitStore(Protocol):
     async def clear(self, keys: Sequence[str]) -> None: ...
 
 
+@runtime_checkable
+class OneLimitStore(Protocol):
+    """A store's optional one-limit shortcut, used by limiters with a single limit.
+
+    ``evaluate_one(key, algorithm, cost, now)`` is :meth:`RateLimitStore.evaluate`
+    for one request, without the lists (the memory and Redis stores offer it).
+    """
+
+    def evaluate_one(
+        self, key: str, algorithm: Algorithm, cost: int, now: float | None
+    ) -> Outcome: ...
+
+
+@runtime_checkable
+class AsyncOneLimitStore(Protocol):
+    """The asyncio twin of :class:`OneLimitStore`."""
+
+    async def evaluate_one(
+        self, key: str, algorithm: Algorithm, cost: int, now: float | None
+    ) -> Outcome: ...
+
+
+class Evaluate(NamedTuple):
+    """The store call the limiter's flow yields (apisec._flows)."""
+
+    requests: Sequence[LimitRequest]
+    now: float | None
+    peek: bool
+
+    def run(self, store: RateLimitStore) -> list[Outcome]:
+        return store.evaluate(self.requests, self.now, self.peek)
+
+    async def arun(self, store: AsyncRateLimitStore) -> list[Outcome]:
+        return await store.evaluate(self.requests, self.now, self.peek)
+
+
 _STRIPES = 64
 
 

@@ -18,7 +18,7 @@ import enum
 import heapq
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -94,6 +94,62 @@ class AsyncRefreshTokenStore(Protocol):
     async def revoke_family(self, family_id: str) -> None: ...
 
     async def revoke_subject(self, subject: str) -> None: ...
+
+
+# The store calls the token flows yield (apisec._flows): one per protocol method.
+
+
+class Add(NamedTuple):
+    record: RefreshRecord
+
+    def run(self, store: RefreshTokenStore) -> None:
+        store.add(self.record)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> None:
+        await store.add(self.record)
+
+
+class Get(NamedTuple):
+    family_id: str
+    token_hash: str
+
+    def run(self, store: RefreshTokenStore) -> RefreshRecord | None:
+        return store.get(self.family_id, self.token_hash)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> RefreshRecord | None:
+        return await store.get(self.family_id, self.token_hash)
+
+
+class Consume(NamedTuple):
+    family_id: str
+    token_hash: str
+    now: float
+
+    def run(self, store: RefreshTokenStore) -> ConsumeResult:
+        return store.consume(self.family_id, self.token_hash, self.now)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> ConsumeResult:
+        return await store.consume(self.family_id, self.token_hash, self.now)
+
+
+class RevokeFamily(NamedTuple):
+    family_id: str
+
+    def run(self, store: RefreshTokenStore) -> None:
+        store.revoke_family(self.family_id)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> None:
+        await store.revoke_family(self.family_id)
+
+
+class RevokeSubject(NamedTuple):
+    subject: str
+
+    def run(self, store: RefreshTokenStore) -> None:
+        store.revoke_subject(self.subject)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> None:
+        await store.revoke_subject(self.subject)
 
 
 @attrs.define
