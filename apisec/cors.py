@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import attrs
 
+from apisec._fastpath import tuple_builder
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, PermissionDenied
 
@@ -67,6 +68,10 @@ class CorsDecision(NamedTuple):
     is_preflight: bool
     headers: list[tuple[str, str]]
     reason: str | None = None
+
+
+#: CorsDecision(...) by keyword at the cost of a positional build (apisec._fastpath).
+_build_decision = tuple_builder(CorsDecision)
 
 
 class CorsRejected(PermissionDenied):
@@ -305,7 +310,12 @@ class CorsPolicy:
         )
         vary = self._vary_preflight if is_preflight else self._vary_simple
         if origin is None:
-            return CorsDecision(False, False, list(self._vary_simple), "no_origin")
+            return _build_decision(
+                allowed=False,
+                is_preflight=False,
+                headers=list(self._vary_simple),
+                reason="no_origin",
+            )
         if not isinstance(origin, str) or not origin.isascii() or len(origin) > MAX_ORIGIN_LENGTH:
             return _refused(is_preflight, vary, "invalid_origin", origin)
         if not self.origin_allowed(origin):
@@ -313,7 +323,7 @@ class CorsPolicy:
         allow_origin = "*" if self._any_origin else origin
         if not is_preflight:
             headers = [("Access-Control-Allow-Origin", allow_origin), *self._simple_allowed, *vary]
-            return CorsDecision(True, False, headers)
+            return _build_decision(allowed=True, is_preflight=False, headers=headers)
 
         refusal = self._preflight_refusal(
             access_control_request_method,
@@ -326,7 +336,7 @@ class CorsPolicy:
         if self.allow_private_network and _is_true(access_control_request_private_network):
             headers.append(("Access-Control-Allow-Private-Network", "true"))
         headers.extend(vary)
-        return CorsDecision(True, True, headers)
+        return _build_decision(allowed=True, is_preflight=True, headers=headers)
 
     def _preflight_refusal(
         self, method: str | None, header_list: str | None, private_network: str | None
@@ -384,7 +394,9 @@ def _refused(
 ) -> CorsDecision:
     # Reported for the security log; the origin is cleaned (and cut) by the audit module.
     emit(AuditEvent.CORS_REJECTED, reason=reason, origin=origin, preflight=is_preflight)
-    return CorsDecision(False, is_preflight, list(vary), reason)
+    return _build_decision(
+        allowed=False, is_preflight=is_preflight, headers=list(vary), reason=reason
+    )
 
 
 def _is_true(value: str | None) -> bool:

@@ -64,19 +64,24 @@ class DictStore:
         with self.lock:
             entry = self.tokens.get(token_hash)
             if entry is None or entry[0].family_id != family_id:
-                return ConsumeResult(ConsumeStatus.UNKNOWN)
+                return ConsumeResult(status=ConsumeStatus.UNKNOWN)
             record, consumed = entry
             family = self.families[family_id]
             if family["revoked"]:
-                return ConsumeResult(ConsumeStatus.REVOKED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.REVOKED, subject=record.subject)
             if record.expires_at <= now:
-                return ConsumeResult(ConsumeStatus.EXPIRED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.EXPIRED, subject=record.subject)
             if consumed is not None:
                 return ConsumeResult(
-                    ConsumeStatus.REUSED, record.subject, family["claims"], consumed
+                    status=ConsumeStatus.REUSED,
+                    subject=record.subject,
+                    claims=family["claims"],
+                    consumed_at=consumed,
                 )
             self.tokens[token_hash] = (record, now)
-            return ConsumeResult(ConsumeStatus.OK, record.subject, family["claims"])
+            return ConsumeResult(
+                status=ConsumeStatus.OK, subject=record.subject, claims=family["claims"]
+            )
 
     def revoke_family(self, family_id: str) -> None:
         if family_id in self.families:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -69,7 +70,8 @@ class _ApiKeyCore:
         pepper: bytes | Peppers | None = None,
         default_prefix: str = "sk_live",
     ) -> None:
-        self._clock = clock
+        # time.time itself when no clock is injected: one call less per authentication.
+        self._clock = time.time if clock is wall_clock else clock
         self._pepper = _pepper(pepper)
         self.default_prefix = check_prefix(default_prefix)
 

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -63,7 +63,8 @@ class AsyncApiKeyStore(Protocol):
 # The store calls the key flows yield (apisec._flows): one per protocol method.
 
 
-class Add(NamedTuple):
+@attrs.define
+class Add:
     record: ApiKeyRecord
 
     def run(self, store: ApiKeyStore) -> None:
@@ -73,7 +74,8 @@ class Add(NamedTuple):
         await store.add(self.record)
 
 
-class Get(NamedTuple):
+@attrs.define
+class Get:
     key_id: str
 
     def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
@@ -83,7 +85,8 @@ class Get(NamedTuple):
         return await store.get(self.key_id)
 
 
-class Find(NamedTuple):
+@attrs.define
+class Find:
     key_hash: str
 
     def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
@@ -93,7 +96,8 @@ class Find(NamedTuple):
         return await store.find(self.key_hash)
 
 
-class Update(NamedTuple):
+@attrs.define
+class Update:
     key_id: str
     changes: Mapping[str, Any]
 
@@ -104,7 +108,8 @@ class Update(NamedTuple):
         return await store.update(self.key_id, self.changes)
 
 
-class ListByOwner(NamedTuple):
+@attrs.define
+class ListByOwner:
     owner: str
 
     def run(self, store: ApiKeyStore) -> list[ApiKeyRecord]:

@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import attrs
 
@@ -92,19 +92,17 @@ class _Request:
     used_basic: bool
 
 
-class _Authenticate(NamedTuple):
+@attrs.define
+class _Authenticate:
     """The endpoint's one I/O: the client secret checked by the clients' key service."""
 
-    secret: str
+    secret: str = attrs.field(repr=False)
 
     def run(self, clients: ApiKeyService) -> ApiKeyRecord:
         return clients.authenticate(self.secret)
 
     async def arun(self, clients: AsyncApiKeyService) -> ApiKeyRecord:
         return await clients.authenticate(self.secret)
-
-    def __repr__(self) -> str:
-        return "_Authenticate(secret=...)"
 
 
 def _json(document: Mapping[str, Any]) -> bytes:

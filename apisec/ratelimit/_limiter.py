@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from apisec._async import InPlace, has_async_method
 from apisec._clock import Clock, wall_clock
+from apisec._fastpath import tuple_builder
 from apisec._flows import Flow, adrive, drive
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, StoreError
@@ -52,7 +53,24 @@ _MAX_KEY = 200
 _HASHED = "h:"
 _KIND = {1: "f", 2: "s", 3: "t", 4: "l", 5: "c"}
 _KEY_CACHE = 4096
-_new = tuple.__new__
+#: LimitRequest(...) by keyword at the cost of a positional build (apisec._fastpath).
+_build_request = tuple_builder(LimitRequest)
+
+
+class _OneDecision(Protocol):
+    """A one-limit limiter's Decision builder: its limit's fields bound (apisec._fastpath)."""
+
+    def __call__(
+        self,
+        *,
+        allowed: bool,
+        remaining: int,
+        reset_after: float,
+        retry_after: float | None,
+        queue_delay: float | None,
+        decided_at: float | None,
+    ) -> Decision: ...
+
 
 #: A store's ``evaluate_one``, bound (sync or async).
 EvaluateOne = Callable[[str, Algorithm, int, "float | None"], Outcome]
@@ -98,9 +116,20 @@ class _LimiterCore:
             self._stamp = getattr(store, "clock", None) or wall_clock
         self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
         self._key_cache: dict[str, list[str]] = {}
-        first = self.algorithms[0]
+        first = self._algorithm = self.algorithms[0]
+        self._one_policy = first.policy
         self._quota = min(a.quota for a in self.algorithms)
-        self._first = (first.quota, first.policy, first.window, self._policies, self.reset_format)
+        # Made once, like structlog's _make_stamper: the fast path's Decision,
+        # by keyword, with the fields that never change bound.
+        self._one_decision: _OneDecision = tuple_builder(
+            Decision,
+            limit=first.quota,
+            policy=first.policy,
+            window=first.window,
+            policies=self._policies,
+            degraded=False,
+            reset_format=self.reset_format,
+        )
 
     def _keys(self, key: str) -> list[str]:
         cached = self._key_cache.get(key) if type(key) is str else None
@@ -139,7 +168,7 @@ class _LimiterCore:
         for algorithm in self.algorithms:
             algorithm.check_cost(cost)
         return [
-            LimitRequest(store_key, algorithm, cost)
+            _build_request(key=store_key, algorithm=algorithm, cost=cost)
             for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True)
         ]
 
@@ -149,7 +178,8 @@ class _LimiterCore:
         for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True):
             if not isinstance(algorithm, SlidingWindow):
                 raise ConfigurationError("only sliding-window limits can give units back")
-            releases.append(LimitRequest(store_key, SlidingWindowRelease(algorithm), cost))
+            release = SlidingWindowRelease(algorithm)
+            releases.append(LimitRequest(key=store_key, algorithm=release, cost=cost))
         return releases
 
     def _now(self) -> float | None:
@@ -195,34 +225,24 @@ class _LimiterCore:
         return decision
 
     def _single_decision(self, outcome: Outcome, key: str, now: float | None) -> Decision:
-        """The decision of a one-limit limiter, built without the generic combination.
+        """The decision of a one-limit limiter, without the generic combination (the fast path).
 
-        The one place that builds a :class:`Decision` positionally (the hot
-        path); ``tests/test_ratelimit_api.py`` pins it field by field against
-        the keyword-built decision, so a new field cannot shift silently.
+        ``tests/test_ratelimit_reset_formats.py`` pins it field by field
+        against the generic decision.
         """
-        quota, policy, window, policies, reset_format = self._first
         if now is None and self._stamp is not None:
             now = self._stamp()
-        decision: Decision = _new(
-            Decision,
-            (
-                outcome[0],
-                quota,
-                outcome[1],
-                outcome[2],
-                outcome[3],
-                policy,
-                window,
-                policies,
-                outcome[4],
-                False,
-                reset_format,
-                now,
-            ),
+        allowed = outcome.allowed
+        decision = self._one_decision(
+            allowed=allowed,
+            remaining=outcome.remaining,
+            reset_after=outcome.reset_after,
+            retry_after=outcome.retry_after,
+            queue_delay=outcome.queue_delay,
+            decided_at=now,
         )
-        if not outcome[0]:
-            emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=policy)
+        if not allowed:
+            emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=self._one_policy)
         return decision
 
     def _degraded(self, exc: StoreError, now: float | None) -> Decision:
@@ -326,10 +346,13 @@ class RateLimiter(_LimiterCore):
         if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
             return drive(self._evaluate_flow(key, cost, False), self.store)
         # The fast path: one limit, the store's evaluate_one (docs/architecture.md).
+        keys = self._key_cache.get(key) if type(key) is str else None
+        if keys is None:
+            keys = self._keys(key)
         clock = self._clock
         now = None if clock is None else clock()
         try:
-            outcome = one(self._keys(key)[0], self.algorithms[0], cost, now)
+            outcome = one(keys[0], self._algorithm, cost, now)
         except StoreError as exc:
             return self._degraded(exc, now)
         return self._single_decision(outcome, key, now)
@@ -385,10 +408,13 @@ class AsyncRateLimiter(_LimiterCore):
         if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
             return await adrive(self._evaluate_flow(key, cost, False), self.store)
         # The fast path: one limit, the store's evaluate_one (docs/architecture.md).
+        keys = self._key_cache.get(key) if type(key) is str else None
+        if keys is None:
+            keys = self._keys(key)
         clock = self._clock
         now = None if clock is None else clock()
         try:
-            outcome = await one(self._keys(key)[0], self.algorithms[0], cost, now)
+            outcome = await one(keys[0], self._algorithm, cost, now)
         except StoreError as exc:
             return self._degraded(exc, now)
         return self._single_decision(outcome, key, now)

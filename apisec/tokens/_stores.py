@@ -18,7 +18,7 @@ import enum
 import heapq
 import threading
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -99,7 +99,8 @@ class AsyncRefreshTokenStore(Protocol):
 # The store calls the token flows yield (apisec._flows): one per protocol method.
 
 
-class Add(NamedTuple):
+@attrs.define
+class Add:
     record: RefreshRecord
 
     def run(self, store: RefreshTokenStore) -> None:
@@ -109,7 +110,8 @@ class Add(NamedTuple):
         await store.add(self.record)
 
 
-class Get(NamedTuple):
+@attrs.define
+class Get:
     family_id: str
     token_hash: str
 
@@ -120,7 +122,8 @@ class Get(NamedTuple):
         return await store.get(self.family_id, self.token_hash)
 
 
-class Consume(NamedTuple):
+@attrs.define
+class Consume:
     family_id: str
     token_hash: str
     now: float
@@ -132,7 +135,8 @@ class Consume(NamedTuple):
         return await store.consume(self.family_id, self.token_hash, self.now)
 
 
-class RevokeFamily(NamedTuple):
+@attrs.define
+class RevokeFamily:
     family_id: str
 
     def run(self, store: RefreshTokenStore) -> None:
@@ -142,7 +146,8 @@ class RevokeFamily(NamedTuple):
         await store.revoke_family(self.family_id)
 
 
-class RevokeSubject(NamedTuple):
+@attrs.define
+class RevokeSubject:
     subject: str
 
     def run(self, store: RefreshTokenStore) -> None:
@@ -215,19 +220,24 @@ class MemoryRefreshTokenStore:
         with self._lock:
             entry = self._tokens.get(token_hash)
             if entry is None or entry.record.family_id != family_id:
-                return ConsumeResult(ConsumeStatus.UNKNOWN)
+                return ConsumeResult(status=ConsumeStatus.UNKNOWN)
             family = self._families.get(family_id)
             record = entry.record
             if family is None or family.revoked:
-                return ConsumeResult(ConsumeStatus.REVOKED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.REVOKED, subject=record.subject)
             if record.expires_at <= now:
-                return ConsumeResult(ConsumeStatus.EXPIRED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.EXPIRED, subject=record.subject)
             if entry.consumed_at is not None:
                 return ConsumeResult(
-                    ConsumeStatus.REUSED, record.subject, family.claims, entry.consumed_at
+                    status=ConsumeStatus.REUSED,
+                    subject=record.subject,
+                    claims=family.claims,
+                    consumed_at=entry.consumed_at,
                 )
             entry.consumed_at = now
-            return ConsumeResult(ConsumeStatus.OK, record.subject, family.claims)
+            return ConsumeResult(
+                status=ConsumeStatus.OK, subject=record.subject, claims=family.claims
+            )
 
     def revoke_family(self, family_id: str) -> None:
         with self._lock:
