@@ -28,10 +28,10 @@ from apisec.testing import FakeClock, LoopBlocked, forbid_loop_blocking
 from apisec.tokens import AsyncTokenService, RevokedToken, SigningKey, TokenReuseDetected
 from apisec.tokens.redis import AsyncRedisRefreshTokenStore
 from apisec.webhooks import (
+    AsyncWebhookVerifier,
     MemoryReplayGuard,
     ReplayedWebhook,
     WebhookSigner,
-    WebhookVerifier,
     generate_secret,
 )
 from apisec.webhooks.redis import AsyncRedisReplayGuard, RedisReplayGuard
@@ -258,16 +258,16 @@ class _HeldGuard:
 class TestWebhooks:
     BODY = b'{"event":"ping"}'
 
-    async def _twice(self, verifier: WebhookVerifier, headers: dict[str, str]) -> None:
-        await verifier.averify(self.BODY, headers)
+    async def _twice(self, verifier: AsyncWebhookVerifier, headers: dict[str, str]) -> None:
+        await verifier.verify(self.BODY, headers)
         with pytest.raises(ReplayedWebhook):
-            await verifier.averify(self.BODY, headers)
+            await verifier.verify(self.BODY, headers)
 
     async def test_a_sync_replay_guard_runs_in_a_thread(self) -> None:
-        """averify never calls a synchronous guard's (I/O) method on the loop."""
+        """AsyncWebhookVerifier never calls a synchronous guard's (I/O) method on the loop."""
         secret = generate_secret()
         guard = _HeldGuard()
-        verifier = WebhookVerifier(secret, replay_guard=guard)
+        verifier = AsyncWebhookVerifier(secret, replay_guard=guard)
         async with forbid_loop_blocking(STALL):
             await self._twice(verifier, WebhookSigner(secret).sign(self.BODY))
         assert guard.held.calls == 2
@@ -277,9 +277,9 @@ class TestWebhooks:
         secret = generate_secret("stripe")
         headers = WebhookSigner(secret, "stripe").sign(self.BODY)
         async with forbid_loop_blocking(STALL):
-            await WebhookVerifier(secret, "stripe").averify(self.BODY, headers)
+            await AsyncWebhookVerifier(secret, "stripe").verify(self.BODY, headers)
             await self._twice(
-                WebhookVerifier(secret, "stripe", replay_guard=MemoryReplayGuard()), headers
+                AsyncWebhookVerifier(secret, "stripe", replay_guard=MemoryReplayGuard()), headers
             )
 
     async def test_redis_guards(
@@ -292,7 +292,7 @@ class TestWebhooks:
                 AsyncRedisReplayGuard(async_redis_client, prefix="a:"),
                 RedisReplayGuard(redis_client, prefix="s:"),
             ):
-                verifier = WebhookVerifier(secret, replay_guard=guard)
+                verifier = AsyncWebhookVerifier(secret, replay_guard=guard)
                 await self._twice(verifier, WebhookSigner(secret).sign(self.BODY))
 
 

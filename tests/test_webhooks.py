@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from apisec import ConfigurationError
 from apisec.testing import FakeClock
 from apisec.webhooks import (
+    AsyncWebhookVerifier,
     InvalidSignature,
     MalformedHeader,
     MemoryReplayGuard,
@@ -44,6 +45,15 @@ BODY = b'{"type":"invoice.paid","data":{"amount":4200,"currency":"eur"}}'
 def pair(scheme: str, clock: FakeClock, **kw: Any) -> tuple[WebhookSigner, WebhookVerifier]:
     secret = generate_secret(scheme)
     return WebhookSigner(secret, scheme, clock=clock), WebhookVerifier(
+        secret, scheme, clock=clock, **kw
+    )
+
+
+def async_pair(
+    scheme: str, clock: FakeClock, **kw: Any
+) -> tuple[WebhookSigner, AsyncWebhookVerifier]:
+    secret = generate_secret(scheme)
+    return WebhookSigner(secret, scheme, clock=clock), AsyncWebhookVerifier(
         secret, scheme, clock=clock, **kw
     )
 
@@ -558,8 +568,8 @@ def test_sync_verify_refuses_an_async_guard(clock: FakeClock) -> None:
         verifier.verify(BODY, signer.sign(BODY))
 
 
-async def test_averify_works_with_sync_and_async_guards(clock: FakeClock) -> None:
-    """averify drives both guard kinds."""
+async def test_async_verifier_works_with_sync_and_async_guards(clock: FakeClock) -> None:
+    """AsyncWebhookVerifier.verify drives both guard kinds."""
     seen: set[str] = set()
 
     class AsyncGuard:
@@ -569,13 +579,39 @@ async def test_averify_works_with_sync_and_async_guards(clock: FakeClock) -> Non
             return fresh
 
     for guard in (AsyncGuard(), MemoryReplayGuard(clock=clock)):
-        signer, verifier = pair("stripe", clock, replay_guard=guard)
+        signer, verifier = async_pair("stripe", clock, replay_guard=guard)
         headers = signer.sign(BODY)
-        await verifier.averify(BODY, headers)
+        await verifier.verify(BODY, headers)
         with pytest.raises(ReplayedWebhook):
-            await verifier.averify(BODY, headers)
+            await verifier.verify(BODY, headers)
         with pytest.raises(InvalidSignature):
-            await verifier.averify(BODY + b"x", headers)
+            await verifier.verify(BODY + b"x", headers)
+
+
+async def test_averify_is_a_deprecated_alias_of_the_async_twin(clock: FakeClock) -> None:
+    """WebhookVerifier.averify still verifies (async guard included) and warns it is deprecated."""
+
+    class AsyncGuard:
+        async def first_seen(self, key: str, ttl: float) -> bool:
+            return key not in {"never"}
+
+    signer, verifier = pair("stripe", clock, replay_guard=AsyncGuard())
+    headers = signer.sign(BODY)
+    with pytest.warns(DeprecationWarning, match="AsyncWebhookVerifier"):
+        await verifier.averify(BODY, headers)
+    with pytest.warns(DeprecationWarning, match="averify"), pytest.raises(InvalidSignature):
+        await verifier.averify(BODY + b"x", headers)
+
+
+def test_the_twins_share_their_checks(clock: FakeClock) -> None:
+    """The async twin takes the same arguments and refuses the same bad configuration."""
+    secret = generate_secret("stripe")
+    twin = AsyncWebhookVerifier(secret, "stripe", clock=clock, tolerance=60)
+    assert twin.scheme == "stripe"
+    assert repr(twin).startswith("AsyncWebhookVerifier(scheme='stripe'")
+    assert secret not in repr(twin)
+    with pytest.raises(ConfigurationError):
+        AsyncWebhookVerifier(secret, "stripe", max_body_bytes=0)
 
 
 # --- configuration -------------------------------------------------------------------
