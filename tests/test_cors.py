@@ -199,3 +199,25 @@ def test_refusals_are_audited(audit_records: list[Any]) -> None:
     reasons = [r.reason for r in audit_records if r.event == "cors.rejected"]
     assert reasons == ["origin_not_allowed", "method_not_allowed"]
     assert audit_records[0].details["origin"] == "https://evil.example"
+
+
+class TestCompiledForm:
+    def test_the_policy_is_compiled_once_into_one_private_field(self) -> None:
+        """Construction leaves one precomputed field, kept out of repr and equality."""
+        policy = CorsPolicy(["https://a.example", "https://*.b.example"], allow_headers=["X-A"])
+        compiled = policy._compiled
+        assert compiled.exact == frozenset({"https://a.example"})
+        assert len(compiled.patterns) == 1
+        assert compiled.header_names == frozenset({"x-a"})
+        assert "_compiled" not in repr(policy)
+        assert policy == CorsPolicy(
+            ["https://a.example", "https://*.b.example"], allow_headers=["X-A"]
+        )
+
+    def test_the_compiled_form_cannot_be_replaced(self) -> None:
+        """The policy stays frozen: its compiled form is not assignable."""
+        import attrs
+
+        policy = CorsPolicy(["https://a.example"])
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            policy._compiled = policy._compiled  # type: ignore[misc]
