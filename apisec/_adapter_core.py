@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qs
 
 from apisec._async import InPlace, has_async_method
@@ -73,15 +73,22 @@ def checked_service(service: Any, mode: Mode, what: str, async_name: str) -> Any
     return service
 
 
-class AuthCore:
-    """Bearer-token and API-key authentication, and per-route scope rules."""
+K = TypeVar("K")
+
+
+class AuthCore(Generic[K]):
+    """Bearer-token and API-key authentication, and per-route scope rules.
+
+    ``K`` is the API-key service type the adapter takes: ``ApiKeyService``
+    on WSGI, either twin on ASGI.
+    """
 
     def __init__(
         self,
         *,
         mode: Mode,
         tokens: TokenService | AsyncTokenService | None,
-        keys: Any,
+        keys: K | None,
         api_key_header: str,
         accept_bearer_keys: bool,
         exclude_paths: Iterable[str],
@@ -103,7 +110,6 @@ class AuthCore:
             raise ConfigurationError("api_key_header must be a header name")
         self.tokens = tokens
         self.keys = keys
-        self.keys_async = keys is not None and _is_async_service(keys)
         self.api_key_header = api_key_header
         self.header_lower = api_key_header.lower()
         self.accept_bearer_keys = accept_bearer_keys and keys is not None

@@ -134,3 +134,26 @@ def test_redis_stores_are_importable_from_their_packages_lazily() -> None:
     assert out.stdout.strip() == "apisec.ratelimit.redis"
     with pytest.raises(AttributeError):
         _ = apisec.ratelimit.NoSuchStore
+
+
+def _spelled_out() -> list[type]:
+    from apisec import asgi, wsgi
+    from apisec.tokens import AsyncTokenService, TokenService
+
+    return [
+        TokenService,
+        AsyncTokenService,
+        asgi.BearerAuthMiddleware,
+        asgi.ApiKeyAuthMiddleware,
+        wsgi.BearerAuthMiddleware,
+        wsgi.ApiKeyAuthMiddleware,
+    ]
+
+
+@pytest.mark.parametrize("cls", _spelled_out(), ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_options_are_spelled_out(cls: type) -> None:
+    """No ``**options``: every keyword a public class takes is in its signature."""
+    import inspect
+
+    kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
+    assert inspect.Parameter.VAR_KEYWORD not in kinds

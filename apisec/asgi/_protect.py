@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from apisec._types import ASGIApp
+from apisec.apikeys import ApiKeyService, AsyncApiKeyService
 from apisec.asgi._auth import AuthMiddleware
 from apisec.asgi._body import BodyLimitMiddleware
 from apisec.asgi._cors import CORSMiddleware
@@ -29,7 +29,7 @@ def protect(
     app: ASGIApp,
     *,
     tokens: TokenService | AsyncTokenService | None = None,
-    keys: Any = None,
+    keys: ApiKeyService | AsyncApiKeyService | None = None,
     api_key_header: str = "X-API-Key",
     accept_bearer_keys: bool = False,
     scopes: Mapping[str, Sequence[str]] | None = None,
