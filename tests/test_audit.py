@@ -445,3 +445,32 @@ class TestEventLevels:
         """Unknown event names and non-level values are configuration errors."""
         with pytest.raises(ConfigurationError):
             set_event_level(event, level)
+
+
+class TestCaptureAudit:
+    def test_it_collects_every_level_and_restores_the_logger(self) -> None:
+        """capture_audit sees DEBUG events too, then leaves level and handlers as they were."""
+        from apisec.testing import capture_audit
+
+        logger = logging.getLogger("apisec.audit")
+        handlers, level = list(logger.handlers), logger.level
+        with capture_audit() as records:
+            emit(AuditEvent.AUTH_FAILURE, principal="u", level=logging.DEBUG)
+            emit(AuditEvent.TOKEN_ISSUED, principal="u")
+        emit(AuditEvent.AUTH_FAILURE, principal="after")
+        assert [(r.event, r.levelno) for r in records] == [  # type: ignore[attr-defined]
+            ("auth.failure", logging.DEBUG),
+            ("token.issued", logging.INFO),
+        ]
+        assert logger.handlers == handlers and logger.level == level
+
+    def test_blocks_nest_and_each_sees_its_own_events(self) -> None:
+        """An inner block collects its events; the outer one collects them too."""
+        from apisec.testing import capture_audit
+
+        with capture_audit() as outer:
+            emit(AuditEvent.AUTH_FAILURE, principal="a")
+            with capture_audit() as inner:
+                emit(AuditEvent.AUTH_FAILURE, principal="b")
+        assert [r.principal for r in inner] == ["b"]  # type: ignore[attr-defined]
+        assert [r.principal for r in outer] == ["a", "b"]  # type: ignore[attr-defined]
