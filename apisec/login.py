@@ -227,7 +227,8 @@ class AsyncLoginGuard(_GuardCore):
     """The asyncio twin of :class:`LoginGuard`.
 
     ``verify`` may be a coroutine function (or return an awaitable, as
-    ``lambda: hasher.averify(password, stored)`` does), awaited on the loop;
+    ``lambda: hasher.verify(password, stored)`` with an
+    :class:`~apisec.passwords.AsyncPasswordHasher` does), awaited on the loop;
     a plain function runs in a worker thread, so a password hash never
     blocks the event loop.
     """

@@ -15,7 +15,7 @@ from apisec._types import Message, Receive, Scope, Send
 from apisec.apikeys import AsyncApiKeyService, AsyncSQLiteApiKeyStore, InvalidApiKey
 from apisec.apikeys.redis import AsyncRedisApiKeyStore
 from apisec.login import AsyncLoginGuard, InvalidCredentials, TooManyLoginAttempts
-from apisec.passwords import PasswordHasher
+from apisec.passwords import AsyncPasswordHasher, PasswordHasher
 from apisec.ratelimit import (
     AsyncRateLimiter,
     AsyncTieredRateLimiter,
@@ -106,14 +106,14 @@ class TestDetector:
 
 
 class TestPasswordsAndLogins:
-    async def test_ahash_and_averify_hash_in_a_worker_thread(self) -> None:
+    async def test_the_async_hasher_hashes_in_a_worker_thread(self) -> None:
         """The default-cost scrypt runs beside the loop, not on it."""
-        hasher = PasswordHasher()
+        hasher = AsyncPasswordHasher()
         async with forbid_loop_blocking(STALL):
-            stored = await hasher.ahash("correct horse")
-            assert await hasher.averify("correct horse", stored)
-            assert not await hasher.averify("wrong", stored)
-            assert not await hasher.averify("x", None)
+            stored = await hasher.hash("correct horse")
+            assert await hasher.verify("correct horse", stored)
+            assert not await hasher.verify("wrong", stored)
+            assert not await hasher.verify("x", None)
 
     async def test_login_guard_runs_a_sync_verify_in_a_thread(self) -> None:
         """A plain verify function (a sync hash, a sync database call) never runs on the loop."""
@@ -129,15 +129,15 @@ class TestPasswordsAndLogins:
         assert held.calls == 1
 
     async def test_login_guard_with_the_hasher(self) -> None:
-        """AsyncLoginGuard with PasswordHasher, sync or async, keeps the loop free."""
-        hasher = PasswordHasher()
-        stored = await hasher.ahash("s3cret")
+        """AsyncLoginGuard with either hasher twin, sync or async, keeps the loop free."""
+        hasher, async_hasher = PasswordHasher(), AsyncPasswordHasher()
+        stored = await async_hasher.hash("s3cret")
         guard = AsyncLoginGuard(max_failures=3, clock=FakeClock())
         async with forbid_loop_blocking(STALL):
-            await guard.attempt("ada", "192.0.2.1", lambda: hasher.averify("s3cret", stored))
+            await guard.attempt("ada", "192.0.2.1", lambda: async_hasher.verify("s3cret", stored))
             await guard.attempt("ada", "192.0.2.1", lambda: hasher.verify("s3cret", stored))
             with pytest.raises(InvalidCredentials):
-                await guard.attempt("ada", "192.0.2.1", lambda: hasher.averify("no", stored))
+                await guard.attempt("ada", "192.0.2.1", lambda: async_hasher.verify("no", stored))
 
     async def test_login_guard_on_redis(self, async_redis_client: redis.asyncio.Redis) -> None:
         """Every guard method over the asyncio Redis store keeps the loop free."""

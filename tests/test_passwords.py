@@ -199,3 +199,27 @@ class TestSecrecy:
         everything = repr([r.__dict__ for r in audit_records]) + repr(caught.value.__dict__)
         assert "hunter2-wrong" not in everything
         assert caught.value.to_problem().to_dict()["detail"] == "Invalid credentials."
+
+
+class TestAsyncTwin:
+    async def test_the_async_hasher_hashes_and_verifies_like_the_sync_one(self) -> None:
+        """AsyncPasswordHasher gives hashes the sync twin verifies, and the reverse."""
+        from apisec.passwords import AsyncPasswordHasher
+
+        twin = AsyncPasswordHasher(scrypt_n_log2=10)
+        stored = await twin.hash(PASSWORD)
+        assert FAST.verify(PASSWORD, stored)
+        assert await twin.verify(PASSWORD, FAST.hash(PASSWORD))
+        assert not await twin.verify("wrong", stored)
+        assert not await twin.verify(PASSWORD, None)
+        assert not twin.needs_rehash(stored)
+        assert repr(twin) == "AsyncPasswordHasher(scheme='scrypt')"
+        with pytest.raises(ValidationError):
+            await twin.hash("")
+
+    async def test_ahash_and_averify_are_deprecated_aliases(self) -> None:
+        """The old a-methods still work and warn that AsyncPasswordHasher replaces them."""
+        with pytest.warns(DeprecationWarning, match="AsyncPasswordHasher"):
+            stored = await FAST.ahash(PASSWORD)
+        with pytest.warns(DeprecationWarning, match="averify"):
+            assert await FAST.averify(PASSWORD, stored)
