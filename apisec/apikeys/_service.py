@@ -108,7 +108,7 @@ class _ApiKeyCore:
             expires_at=expires_at,
             metadata=dict(metadata or {}),
         )
-        yield Add(record=record)
+        yield Add(record)
         emit(AuditEvent.API_KEY_CREATED, principal=record.id, owner=owner)
         return NewApiKey(plaintext=plaintext, record=record)
 
@@ -122,7 +122,7 @@ class _ApiKeyCore:
         else:
             hashes = hash_versions(key, self._pepper)
             for key_hash in hashes:
-                record = yield Find(key_hash=key_hash)
+                record = yield Find(key_hash)
                 if record is not None and same_hash(record.key_hash, key_hash):
                     break
                 record = None
@@ -159,7 +159,7 @@ class _ApiKeyCore:
 
     def _rotate_flow(self, key_id: str, grace: Duration) -> _StoreFlow[NewApiKey]:
         grace_seconds = seconds(grace, name="grace", allow_zero=True)
-        old: ApiKeyRecord | None = yield Get(key_id=key_id)
+        old: ApiKeyRecord | None = yield Get(key_id)
         now = self._clock()
         if old is None:
             raise ApiKeyNotFound(f"no API key {key_id!r}")
@@ -175,7 +175,7 @@ class _ApiKeyCore:
         return new
 
     def _list_flow(self, owner: str) -> _StoreFlow[list[ApiKeyRecord]]:
-        records: list[ApiKeyRecord] = yield ListByOwner(owner=owner)
+        records: list[ApiKeyRecord] = yield ListByOwner(owner)
         return records
 
 

@@ -327,7 +327,7 @@ class _EndpointCore:
         try:
             request = self._prepare(method, headers, body)
             try:
-                record: ApiKeyRecord = yield _Authenticate(secret=request.secret)
+                record: ApiKeyRecord = yield _Authenticate(request.secret)
             except InvalidApiKey:
                 raise self._invalid_client(request.used_basic, "secret") from None
             except StoreError as exc:  # a 503 for the adapter; audited here, as a refusal is

@@ -319,7 +319,7 @@ class _TokenCore:
         now = self._clock()
         family_id = _b64.encode(secrets.token_bytes(16))
         pair, record = self._pair(subject, claims, family_id, now)
-        yield Add(record=record)
+        yield Add(record)
         emit(AuditEvent.TOKEN_ISSUED, principal=subject)
         return pair
 
@@ -347,7 +347,7 @@ class _TokenCore:
                     and now - result.consumed_at <= self.refresh_grace
                 )
                 if not within_grace:
-                    yield RevokeFamily(family_id=family_id)
+                    yield RevokeFamily(family_id)
                     emit(
                         AuditEvent.TOKEN_REUSE_DETECTED,
                         principal=result.subject,
@@ -367,7 +367,7 @@ class _TokenCore:
         if result.subject is None:
             raise InvalidToken("the store returned no subject for a consumed token")
         pair, record = self._pair(result.subject, result.claims, family_id, now)
-        yield Add(record=record)
+        yield Add(record)
         emit(AuditEvent.TOKEN_REFRESHED, principal=result.subject)
         return pair
 
@@ -376,14 +376,14 @@ class _TokenCore:
         record: RefreshRecord | None = yield Get(family_id=family_id, token_hash=token_hash)
         if record is None:
             return None  # unknown or expired: nothing to revoke (RFC 7009 section 2.2)
-        yield RevokeFamily(family_id=family_id)
+        yield RevokeFamily(family_id)
         emit(AuditEvent.TOKEN_REVOKED, principal=record.subject, scope="family")
         return None
 
     def _revoke_subject_flow(self, subject: str) -> _StoreFlow[None]:
         if not isinstance(subject, str) or not subject:
             raise ConfigurationError("subject must be a non-empty string")
-        yield RevokeSubject(subject=subject)
+        yield RevokeSubject(subject)
         emit(AuditEvent.TOKEN_REVOKED, principal=subject, scope="subject")
         return None
 
