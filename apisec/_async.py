@@ -4,8 +4,8 @@ Every twin asks the same two questions, always through these helpers:
 
 * is this callable (a store's method, a resolver, a ``verify``) async?
   :func:`is_async_callable`, :func:`has_async_method`;
-* a callable that may be either gave a result: await it if it is awaitable
-  (:func:`resolved`).
+* is this value awaitable (:func:`is_awaitable`), and if a callable that
+  may be either gave it, await it (:func:`resolved`).
 
 :class:`InPlace` is the async face of a store that never blocks (the memory
 stores), so every ``Async*`` twin can default to memory like its sync twin.
@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeGuard, TypeVar
 
-__all__ = ["InPlace", "has_async_method", "is_async_callable", "resolved"]
+__all__ = ["InPlace", "has_async_method", "is_async_callable", "is_awaitable", "resolved"]
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -33,6 +33,11 @@ def is_async_callable(fn: object) -> TypeGuard[Callable[..., Awaitable[Any]]]:
 def has_async_method(obj: object, name: str) -> bool:
     """Whether ``obj.<name>`` is async: how twins tell async stores and services from sync ones."""
     return is_async_callable(getattr(obj, name, None))
+
+
+def is_awaitable(value: object) -> TypeGuard[Awaitable[Any]]:
+    """Whether ``value`` can be awaited (a coroutine, a future, an ``__await__`` object)."""
+    return inspect.isawaitable(value)
 
 
 async def resolved(value: T | Awaitable[T]) -> T:
