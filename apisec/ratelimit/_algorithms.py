@@ -406,7 +406,7 @@ def peek_build_outcome(algorithm: Algorithm, state: State | None, now: float) ->
     """What a unit hit would get now, with the remaining quota as it stands."""
     _, current = algorithm.evaluate(state, now, 0)
     _, unit = algorithm.evaluate(state, now, 1)
-    return Outcome(
+    return _build_outcome(
         allowed=unit.allowed,
         remaining=current.remaining,
         reset_after=current.reset_after,
