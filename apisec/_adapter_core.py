@@ -8,12 +8,12 @@ those are one line each in the adapters.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qs
 
+from apisec._async import InPlace, has_async_method
 from apisec._http import (
     InvalidRequest,
     PathRules,
@@ -30,7 +30,6 @@ from apisec.authz import InsufficientScope, Principal, require_scopes
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies, client_key
 from apisec.errors import ApiSecError, AuthenticationError, ConfigurationError
 from apisec.ratelimit import AsyncRateLimiter, MemoryStore, RateLimiter
-from apisec.ratelimit._limiter import _AsyncMemoryStore
 from apisec.tokens import AsyncTokenService, InvalidToken, MemoryRefreshTokenStore, TokenService
 
 logger = logging.getLogger("apisec.adapters")
@@ -41,17 +40,16 @@ GetHeader = Callable[[str], list[str]]
 _TOKEN_PARAMS = ("access_token",)
 _KEY_PARAMS = ("api_key", "apikey", "key")
 
-_MEMORY_STORES: tuple[type, ...] = (
-    MemoryStore,
-    _AsyncMemoryStore,
-    MemoryRefreshTokenStore,
-    MemoryApiKeyStore,
-)
+_MEMORY_STORES: tuple[type, ...] = (MemoryStore, MemoryRefreshTokenStore, MemoryApiKeyStore)
 
 
 def _is_async_service(service: object) -> bool:
-    method = getattr(service, "authenticate", None) or getattr(service, "hit", None)
-    return inspect.iscoroutinefunction(method)
+    return has_async_method(service, "authenticate" if hasattr(service, "authenticate") else "hit")
+
+
+def _in_memory(store: object) -> bool:
+    inner = store.inner if isinstance(store, InPlace) else store
+    return isinstance(inner, _MEMORY_STORES)
 
 
 def checked_service(service: Any, mode: Mode, what: str, async_name: str) -> Any:
@@ -67,7 +65,7 @@ def checked_service(service: Any, mode: Mode, what: str, async_name: str) -> Any
         )
     if mode == "asgi" and not is_async:
         store = getattr(service, "store", None)
-        if store is not None and not isinstance(store, _MEMORY_STORES):
+        if store is not None and not _in_memory(store):
             raise ConfigurationError(
                 f"{what} over {type(store).__name__} would block the event loop; "
                 f"use {async_name} on ASGI"
@@ -75,15 +73,22 @@ def checked_service(service: Any, mode: Mode, what: str, async_name: str) -> Any
     return service
 
 
-class AuthCore:
-    """Bearer-token and API-key authentication, and per-route scope rules."""
+K = TypeVar("K")
+
+
+class AuthCore(Generic[K]):
+    """Bearer-token and API-key authentication, and per-route scope rules.
+
+    ``K`` is the API-key service type the adapter takes: ``ApiKeyService``
+    on WSGI, either twin on ASGI.
+    """
 
     def __init__(
         self,
         *,
         mode: Mode,
         tokens: TokenService | AsyncTokenService | None,
-        keys: Any,
+        keys: K | None,
         api_key_header: str,
         accept_bearer_keys: bool,
         exclude_paths: Iterable[str],
@@ -105,7 +110,6 @@ class AuthCore:
             raise ConfigurationError("api_key_header must be a header name")
         self.tokens = tokens
         self.keys = keys
-        self.keys_async = keys is not None and _is_async_service(keys)
         self.api_key_header = api_key_header
         self.header_lower = api_key_header.lower()
         self.accept_bearer_keys = accept_bearer_keys and keys is not None

@@ -28,7 +28,7 @@ from apisec.asgi._auth import authenticate
 from apisec.asgi._base import TYPE_BASE_KEY, client_of, encode, getter
 from apisec.asgi._problems import ProblemDetailsMiddleware
 from apisec.asgi._ratelimit import spend
-from apisec.asgi._webhooks import WEBHOOK_BODY_KEY
+from apisec.asgi._webhooks import WEBHOOK_BODY_KEY, verify_async
 from apisec.audit import AuditEvent, audit_context, emit
 from apisec.authz import PRINCIPAL_KEY, Principal, get_principal, require_scopes
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies, client_key
@@ -42,7 +42,7 @@ from apisec.errors import (
 from apisec.problems import FieldError, reason_phrase
 from apisec.ratelimit import AsyncRateLimiter, Decision, RateLimiter
 from apisec.tokens import AsyncTokenService, TokenService
-from apisec.webhooks import WebhookVerifier
+from apisec.webhooks import AsyncWebhookVerifier, WebhookVerifier
 
 __all__ = ["ApiKey", "Bearer", "RateLimit", "WebhookBody", "install"]
 
@@ -53,7 +53,7 @@ _STATE = "apisec"
 class _Installed:
     """What :func:`install` leaves on ``app.state`` for the dependencies."""
 
-    core: AuthCore | None
+    core: AuthCore[Any] | None
     proxies: TrustedProxies
 
 
@@ -117,7 +117,7 @@ class _PrincipalScheme:
             principal = await self._authenticate(request, installed.core)
             return self._admit(principal, security_scopes, installed.core)
 
-    async def _authenticate(self, request: Request, core: AuthCore | None) -> Principal | None:
+    async def _authenticate(self, request: Request, core: AuthCore[Any] | None) -> Principal | None:
         if core is None:
             raise ConfigurationError(
                 "no principal was published and no services were given: wrap the app with "
@@ -133,7 +133,10 @@ class _PrincipalScheme:
         return principal
 
     def _admit(
-        self, principal: Principal | None, security_scopes: SecurityScopes, core: AuthCore | None
+        self,
+        principal: Principal | None,
+        security_scopes: SecurityScopes,
+        core: AuthCore[Any] | None,
     ) -> Principal | None:
         if principal is None or principal.kind != self.kind:
             if not self.auto_error:
@@ -144,7 +147,7 @@ class _PrincipalScheme:
         needed = sorted({*self.scopes, *security_scopes.scopes})
         return require_scopes(principal, *needed) if needed else principal
 
-    def _check(self, core: AuthCore) -> None:
+    def _check(self, core: AuthCore[Any]) -> None:
         raise NotImplementedError
 
     def _challenge(self, realm: str) -> tuple[str, str]:
@@ -181,7 +184,7 @@ class Bearer(_PrincipalScheme, HTTPBearer):  # type: ignore[misc]
         )
         self._declare(scopes)
 
-    def _check(self, core: AuthCore) -> None:
+    def _check(self, core: AuthCore[Any]) -> None:
         if core.tokens is None:
             raise ConfigurationError("Bearer needs install(app, tokens=...)")
 
@@ -212,7 +215,7 @@ class ApiKey(_PrincipalScheme, APIKeyHeader):  # type: ignore[misc]
         )
         self._declare(scopes)
 
-    def _check(self, core: AuthCore) -> None:
+    def _check(self, core: AuthCore[Any]) -> None:
         if core.keys is None:
             raise ConfigurationError("ApiKey needs install(app, keys=...)")
         if core.header_lower != self.model.name.lower():
@@ -280,16 +283,19 @@ class WebhookBody:
     """The raw body of a verified webhook: ``body: bytes = Depends(WebhookBody(verifier))``.
 
     Reads the body once (refusing past ``max_bytes`` with 413), verifies it
-    with :meth:`~apisec.webhooks.WebhookVerifier.averify` and returns the very
+    with an :class:`~apisec.webhooks.AsyncWebhookVerifier` (or a
+    ``WebhookVerifier``, its replay guard kept off the loop) and returns the very
     bytes that were signed; later ``request.body()`` reads see the same bytes.
     A failed verification is the verifier's problem (400/401/409). On a path
     :class:`apisec.asgi.WebhookMiddleware` already verified, its bytes are
     returned as they are (a second check would trip the replay guard).
     """
 
-    def __init__(self, verifier: WebhookVerifier, *, max_bytes: int = 1 << 20) -> None:
-        if not isinstance(verifier, WebhookVerifier):
-            raise ConfigurationError("WebhookBody needs a WebhookVerifier")
+    def __init__(
+        self, verifier: AsyncWebhookVerifier | WebhookVerifier, *, max_bytes: int = 1 << 20
+    ) -> None:
+        if not isinstance(verifier, (AsyncWebhookVerifier, WebhookVerifier)):
+            raise ConfigurationError("WebhookBody needs an AsyncWebhookVerifier")
         self.verifier = verifier
         self.max_bytes = check_limit(max_bytes)
 
@@ -305,7 +311,7 @@ class WebhookBody:
             chunks.append(chunk)
         body = b"".join(chunks)
         request._body = body  # what Starlette's request.body() caches: later reads agree
-        await self.verifier.averify(body, request.scope.get("headers") or [])
+        await verify_async(self.verifier, body, request.scope.get("headers") or [])
         return body
 
 

@@ -259,7 +259,7 @@ class ViewGuard:
             environ[LIMIT_KEY] = decision
         return None
 
-    def _core_for(self, rules: ViewRules, method: str, path: str) -> AuthCore | None:
+    def _core_for(self, rules: ViewRules, method: str, path: str) -> AuthCore[Any] | None:
         if rules.public or rules.webhook is not None:
             return None
         if rules.api_key_only:

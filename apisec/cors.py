@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
+from apisec._fastpath import tuple_builder
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, PermissionDenied
 
@@ -67,6 +68,10 @@ class CorsDecision(NamedTuple):
     is_preflight: bool
     headers: list[tuple[str, str]]
     reason: str | None = None
+
+
+#: CorsDecision(...) by keyword at the cost of a positional build (apisec._fastpath).
+_build_decision = tuple_builder(CorsDecision)
 
 
 class CorsRejected(PermissionDenied):
@@ -145,6 +150,124 @@ def _origins(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+# Validators: one rule each, run when the policy is built.
+
+
+def _check_bool(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{attribute.name} must be a bool")
+
+
+def _check_max_age(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigurationError("max_age must be a non-negative int or None")
+
+
+def _check_no_wildcard_with_credentials(
+    policy: CorsPolicy, attribute: attrs.Attribute[tuple[str, ...]], values: tuple[str, ...]
+) -> None:
+    if policy.allow_credentials is True and "*" in values:
+        raise ConfigurationError(
+            f"'*' in {attribute.name} is a literal name, not a wildcard, when credentials are"
+            " allowed; list the names"
+        )
+
+
+class _Origins(NamedTuple):
+    any: bool
+    exact: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+
+
+def _parse_origins(origins: tuple[str, ...], regex: str | None, credentials: bool) -> _Origins:
+    """The allowed origins in matching form; refuses the unsafe combinations."""
+    exact: set[str] = set()
+    patterns: list[re.Pattern[str]] = []
+    any_origin = False
+    for origin in origins:
+        if not isinstance(origin, str):
+            raise ConfigurationError("allow_origins must hold strings")
+        if origin == "*":
+            any_origin = True
+        elif "*" in origin:
+            patterns.append(_wildcard_pattern(origin))
+        else:
+            exact.add(_normalize_origin(origin))
+    if regex is not None:
+        try:
+            patterns.append(re.compile(regex))
+        except re.error as exc:
+            raise ConfigurationError(f"allow_origin_regex does not compile: {exc}") from exc
+    if not (any_origin or exact or patterns):
+        raise ConfigurationError("a CORS policy needs at least one allowed origin")
+    if credentials and any_origin:
+        raise ConfigurationError(
+            "allow_origins=['*'] with allow_credentials=True would let every site read"
+            " authenticated responses; list the origins instead"
+        )
+    if credentials and "null" in exact:
+        raise ConfigurationError(
+            "the 'null' origin (sandboxed iframes, file: pages, some redirects) cannot be"
+            " trusted with credentials"
+        )
+    if any_origin and (exact or patterns):
+        raise ConfigurationError("'*' already allows every origin; list nothing else")
+    return _Origins(any=any_origin, exact=frozenset(exact), patterns=tuple(patterns))
+
+
+@attrs.frozen
+class _Compiled:
+    """What :meth:`CorsPolicy.decide` reads: the policy, precomputed once."""
+
+    any_origin: bool
+    exact: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+    methods: frozenset[str]
+    any_method: bool
+    header_names: frozenset[str]
+    any_header: bool
+    simple_allowed: tuple[tuple[str, str], ...]
+    preflight_allowed: tuple[tuple[str, str], ...]
+    vary_simple: tuple[tuple[str, str], ...]
+    vary_preflight: tuple[tuple[str, str], ...]
+
+
+def _compile(policy: CorsPolicy) -> _Compiled:
+    """The precomputed form of a policy whose fields passed their validators."""
+    origins = _parse_origins(
+        policy.allow_origins, policy.allow_origin_regex, policy.allow_credentials
+    )
+    common: list[tuple[str, str]] = []
+    if policy.allow_credentials:
+        common.append(("Access-Control-Allow-Credentials", "true"))
+    simple = list(common)
+    if policy.expose_headers:
+        simple.append(("Access-Control-Expose-Headers", ", ".join(policy.expose_headers)))
+    preflight = list(common)
+    preflight.append(("Access-Control-Allow-Methods", ", ".join(policy.allow_methods)))
+    if policy.allow_headers:
+        preflight.append(("Access-Control-Allow-Headers", ", ".join(policy.allow_headers)))
+    if policy.max_age is not None:
+        preflight.append(("Access-Control-Max-Age", str(policy.max_age)))
+    request_names = "Access-Control-Request-Method, Access-Control-Request-Headers"
+    if policy.allow_private_network:
+        request_names += ", Access-Control-Request-Private-Network"
+    return _Compiled(
+        any_origin=origins.any,
+        exact=origins.exact,
+        patterns=origins.patterns,
+        methods=frozenset(m for m in policy.allow_methods if m != "*"),
+        any_method="*" in policy.allow_methods,
+        header_names=frozenset(h.lower() for h in policy.allow_headers if h != "*"),
+        any_header="*" in policy.allow_headers,
+        simple_allowed=tuple(simple),
+        preflight_allowed=tuple(preflight),
+        # With '*' (and no credentials) the answer never depends on the origin.
+        vary_simple=() if origins.any else (("Vary", "Origin"),),
+        vary_preflight=(("Vary", request_names if origins.any else "Origin, " + request_names),),
+    )
+
+
 @attrs.frozen
 class CorsPolicy:
     """A CORS policy, validated and precomputed when built.
@@ -171,119 +294,35 @@ class CorsPolicy:
         default=("GET", "HEAD", "POST"),
         kw_only=True,
         converter=_methods,
+        validator=_check_no_wildcard_with_credentials,
     )
-    allow_headers: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_headers)
-    expose_headers: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_exposed)
-    allow_credentials: bool = attrs.field(default=False, kw_only=True)
-    max_age: int | None = attrs.field(default=600, kw_only=True)
+    allow_headers: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_headers, validator=_check_no_wildcard_with_credentials
+    )
+    expose_headers: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_exposed, validator=_check_no_wildcard_with_credentials
+    )
+    allow_credentials: bool = attrs.field(default=False, kw_only=True, validator=_check_bool)
+    max_age: int | None = attrs.field(default=600, kw_only=True, validator=_check_max_age)
     allow_origin_regex: str | None = attrs.field(default=None, kw_only=True)
-    allow_private_network: bool = attrs.field(default=False, kw_only=True)
+    allow_private_network: bool = attrs.field(default=False, kw_only=True, validator=_check_bool)
 
-    # Precomputed at construction.
-    _any_origin: bool = attrs.field(init=False, repr=False, eq=False)
-    _exact: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
-    _patterns: tuple[re.Pattern[str], ...] = attrs.field(init=False, repr=False, eq=False)
-    _methods: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
-    _any_method: bool = attrs.field(init=False, repr=False, eq=False)
-    _header_names: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
-    _any_header: bool = attrs.field(init=False, repr=False, eq=False)
-    _simple_allowed: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
-    _preflight_allowed: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
-    _vary_simple: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
-    _vary_preflight: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+    _compiled: _Compiled = attrs.field(init=False, repr=False, eq=False)
 
-    def __attrs_post_init__(self) -> None:  # noqa: PLR0912, PLR0915 - one validation pass
-        credentials = self.allow_credentials
-        if not isinstance(credentials, bool):
-            raise ConfigurationError("allow_credentials must be a bool")
-        exact: set[str] = set()
-        patterns: list[re.Pattern[str]] = []
-        any_origin = False
-        for origin in self.allow_origins:
-            if not isinstance(origin, str):
-                raise ConfigurationError("allow_origins must hold strings")
-            if origin == "*":
-                any_origin = True
-            elif "*" in origin:
-                patterns.append(_wildcard_pattern(origin))
-            else:
-                exact.add(_normalize_origin(origin))
-        if self.allow_origin_regex is not None:
-            try:
-                patterns.append(re.compile(self.allow_origin_regex))
-            except re.error as exc:
-                raise ConfigurationError(f"allow_origin_regex does not compile: {exc}") from exc
-        if not (any_origin or exact or patterns):
-            raise ConfigurationError("a CORS policy needs at least one allowed origin")
-        if credentials and any_origin:
-            raise ConfigurationError(
-                "allow_origins=['*'] with allow_credentials=True would let every site read"
-                " authenticated responses; list the origins instead"
-            )
-        if credentials and "null" in exact:
-            raise ConfigurationError(
-                "the 'null' origin (sandboxed iframes, file: pages, some redirects) cannot be"
-                " trusted with credentials"
-            )
-        if any_origin and (exact or patterns):
-            raise ConfigurationError("'*' already allows every origin; list nothing else")
-        for name, values in (
-            ("allow_methods", self.allow_methods),
-            ("allow_headers", self.allow_headers),
-            ("expose_headers", self.expose_headers),
-        ):
-            if credentials and "*" in values:
-                raise ConfigurationError(
-                    f"'*' in {name} is a literal name, not a wildcard, when credentials are"
-                    " allowed; list the names"
-                )
-        if self.max_age is not None and (
-            isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 0
-        ):
-            raise ConfigurationError("max_age must be a non-negative int or None")
-        if not isinstance(self.allow_private_network, bool):
-            raise ConfigurationError("allow_private_network must be a bool")
-
-        set_ = object.__setattr__
-        set_(self, "_any_origin", any_origin)
-        set_(self, "_exact", frozenset(exact))
-        set_(self, "_patterns", tuple(patterns))
-        set_(self, "_methods", frozenset(m for m in self.allow_methods if m != "*"))
-        set_(self, "_any_method", "*" in self.allow_methods)
-        set_(self, "_header_names", frozenset(h.lower() for h in self.allow_headers if h != "*"))
-        set_(self, "_any_header", "*" in self.allow_headers)
-
-        common: list[tuple[str, str]] = []
-        if credentials:
-            common.append(("Access-Control-Allow-Credentials", "true"))
-        simple = list(common)
-        if self.expose_headers:
-            simple.append(("Access-Control-Expose-Headers", ", ".join(self.expose_headers)))
-        preflight = list(common)
-        preflight.append(("Access-Control-Allow-Methods", ", ".join(self.allow_methods)))
-        if self.allow_headers:
-            preflight.append(("Access-Control-Allow-Headers", ", ".join(self.allow_headers)))
-        if self.max_age is not None:
-            preflight.append(("Access-Control-Max-Age", str(self.max_age)))
-        set_(self, "_simple_allowed", tuple(simple))
-        set_(self, "_preflight_allowed", tuple(preflight))
-        # With '*' (and no credentials) the answer never depends on the origin.
-        set_(self, "_vary_simple", () if any_origin else (("Vary", "Origin"),))
-        request_names = "Access-Control-Request-Method, Access-Control-Request-Headers"
-        if self.allow_private_network:
-            request_names += ", Access-Control-Request-Private-Network"
-        vary_preflight = request_names if any_origin else "Origin, " + request_names
-        set_(self, "_vary_preflight", (("Vary", vary_preflight),))
+    def __attrs_post_init__(self) -> None:
+        # After the field validators; the origins are checked as they are compiled.
+        object.__setattr__(self, "_compiled", _compile(self))
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether ``origin`` (the request's ``Origin`` value) is allowed."""
-        if self._any_origin:
+        compiled = self._compiled
+        if compiled.any_origin:
             return True
-        if origin in self._exact:
+        if origin in compiled.exact:
             return True
         if origin == "null" or len(origin) > MAX_ORIGIN_LENGTH:
             return False
-        return any(pattern.fullmatch(origin) for pattern in self._patterns)
+        return any(pattern.fullmatch(origin) for pattern in compiled.patterns)
 
     def decide(
         self,
@@ -300,20 +339,30 @@ class CorsPolicy:
         ``Access-Control-Request-Method``; anything else with an ``Origin`` is
         an actual request. Never raises on header values.
         """
+        compiled = self._compiled
         is_preflight = (
             method == "OPTIONS" and origin is not None and access_control_request_method is not None
         )
-        vary = self._vary_preflight if is_preflight else self._vary_simple
+        vary = compiled.vary_preflight if is_preflight else compiled.vary_simple
         if origin is None:
-            return CorsDecision(False, False, list(self._vary_simple), "no_origin")
+            return _build_decision(
+                allowed=False,
+                is_preflight=False,
+                headers=list(compiled.vary_simple),
+                reason="no_origin",
+            )
         if not isinstance(origin, str) or not origin.isascii() or len(origin) > MAX_ORIGIN_LENGTH:
             return _refused(is_preflight, vary, "invalid_origin", origin)
         if not self.origin_allowed(origin):
             return _refused(is_preflight, vary, "origin_not_allowed", origin)
-        allow_origin = "*" if self._any_origin else origin
+        allow_origin = "*" if compiled.any_origin else origin
         if not is_preflight:
-            headers = [("Access-Control-Allow-Origin", allow_origin), *self._simple_allowed, *vary]
-            return CorsDecision(True, False, headers)
+            headers = [
+                ("Access-Control-Allow-Origin", allow_origin),
+                *compiled.simple_allowed,
+                *vary,
+            ]
+            return _build_decision(allowed=True, is_preflight=False, headers=headers)
 
         refusal = self._preflight_refusal(
             access_control_request_method,
@@ -322,33 +371,34 @@ class CorsPolicy:
         )
         if refusal is not None:
             return _refused(True, vary, refusal, origin)
-        headers = [("Access-Control-Allow-Origin", allow_origin), *self._preflight_allowed]
+        headers = [("Access-Control-Allow-Origin", allow_origin), *compiled.preflight_allowed]
         if self.allow_private_network and _is_true(access_control_request_private_network):
             headers.append(("Access-Control-Allow-Private-Network", "true"))
         headers.extend(vary)
-        return CorsDecision(True, True, headers)
+        return _build_decision(allowed=True, is_preflight=True, headers=headers)
 
     def _preflight_refusal(
         self, method: str | None, header_list: str | None, private_network: str | None
     ) -> str | None:
+        compiled = self._compiled
         if not isinstance(method, str) or _TOKEN.fullmatch(method) is None:
             return "method_not_allowed"
         if not (
-            method in self._methods
+            method in compiled.methods
             or method in SAFELISTED_METHODS
-            or (self._any_method and not self.allow_credentials)
+            or (compiled.any_method and not self.allow_credentials)
         ):
             return "method_not_allowed"
         if header_list:
             names = _parse_header_names(header_list)
             if names is None:
                 return "invalid_request_headers"
-            if self._header_names.issuperset(names):
+            if compiled.header_names.issuperset(names):
                 names = ()
             for name in names:
-                if name in self._header_names:
+                if name in compiled.header_names:
                     continue
-                if self._any_header and name != "authorization":
+                if compiled.any_header and name != "authorization":
                     continue
                 return "header_not_allowed"
         if _is_true(private_network) and not self.allow_private_network:
@@ -358,7 +408,8 @@ class CorsPolicy:
     def lint(self) -> list[str]:
         """Warnings about risky but legal settings (for startup logs or CI)."""
         warnings: list[str] = []
-        schemes = {origin.split("://", 1)[0] for origin in self._exact if "://" in origin}
+        exact = self._compiled.exact
+        schemes = {origin.split("://", 1)[0] for origin in exact if "://" in origin}
         if "http" in schemes and "https" in schemes:
             warnings.append(
                 "both http: and https: origins are allowed; a network attacker can act as the"
@@ -374,7 +425,7 @@ class CorsPolicy:
                 f"max_age={self.max_age} exceeds what Chromium honours ({LONG_MAX_AGE}s) and keeps"
                 " a revoked origin cached for long"
             )
-        if "null" in self._exact:
+        if "null" in exact:
             warnings.append("the 'null' origin is shared by every sandboxed iframe and file: page")
         return warnings
 
@@ -384,7 +435,9 @@ def _refused(
 ) -> CorsDecision:
     # Reported for the security log; the origin is cleaned (and cut) by the audit module.
     emit(AuditEvent.CORS_REJECTED, reason=reason, origin=origin, preflight=is_preflight)
-    return CorsDecision(False, is_preflight, list(vary), reason)
+    return _build_decision(
+        allowed=False, is_preflight=is_preflight, headers=list(vary), reason=reason
+    )
 
 
 def _is_true(value: str | None) -> bool:

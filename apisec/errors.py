@@ -27,6 +27,9 @@ Two texts travel with an error and never mix:
   no detail and no extensions at all.
 
 Neither ever contains a token, key, secret or password.
+
+:mod:`apisec.problems` builds on this module; the one way back is
+:meth:`ApiSecError.to_problem`, which imports it when called.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import attrs
+
 if TYPE_CHECKING:
-    from apisec.problems import FieldError, Problem
+    from apisec.problems import Problem
 
 __all__ = [
     "ApiSecError",
     "AuthenticationError",
     "ClientError",
     "ConfigurationError",
+    "FieldError",
     "MalformedProblem",
     "NotFound",
     "PayloadTooLarge",
@@ -100,7 +106,7 @@ class ApiSecError(Exception):
                 title the HTTP reason phrase, as RFC 9457 section 4.2.1 asks.
             instance: a URI reference naming this occurrence.
         """
-        from apisec.problems import Problem, reason_phrase
+        from apisec.problems import Problem, reason_phrase  # noqa: PLC0415 - the one seam
 
         if type_base is None:
             type_, title = "about:blank", reason_phrase(self.status)
@@ -131,6 +137,37 @@ class StoreError(ApiSecError):
     status = 503
     slug = "store-unavailable"
     title = "Storage backend unavailable"
+
+
+@attrs.frozen
+class FieldError:
+    """One failing input field: where, what is wrong, and a stable code.
+
+    ``field`` is a dotted path (``"items.0.name"``), ``message`` a sentence
+    for humans, ``code`` a machine-readable reason (``"too_long"``).
+    Also exported by :mod:`apisec.problems`.
+    """
+
+    field: str = attrs.field(validator=attrs.validators.instance_of(str))
+    message: str = attrs.field(validator=attrs.validators.instance_of(str))
+    code: str = attrs.field(validator=attrs.validators.instance_of(str))
+
+    @classmethod
+    def coerce(cls, value: FieldError | Mapping[str, str]) -> FieldError:
+        """Accept a ``FieldError`` or a mapping with its three keys."""
+        if isinstance(value, FieldError):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigurationError("a field error must be a FieldError or a mapping")
+        try:
+            return cls(field=value["field"], message=value["message"], code=value["code"])
+        except KeyError as exc:
+            raise ConfigurationError(f"field error mapping lacks {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise ConfigurationError("field error members must be strings") from exc
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "code": self.code}
 
 
 class MalformedProblem(ApiSecError, ValueError):
@@ -188,7 +225,8 @@ class PayloadTooLarge(ClientError):
 class ValidationError(ClientError):
     """Input failed validation; carries every failing field at once.
 
-    Its problem is the 422 of :func:`apisec.problems.validation_problem`.
+    The fields travel as data: in ``errors`` and in the ``errors`` extension
+    of its 422 problem (the one :func:`apisec.problems.validation_problem` builds).
     """
 
     status = 422
@@ -197,18 +235,10 @@ class ValidationError(ClientError):
     default_detail = "The request contains invalid fields."
 
     def __init__(self, errors: Iterable[FieldError | Mapping[str, str]], message: str = "") -> None:
-        from apisec.problems import FieldError
-
         self.errors: tuple[FieldError, ...] = tuple(FieldError.coerce(e) for e in errors)
         if not self.errors:
             raise ConfigurationError("ValidationError needs at least one field error")
-        super().__init__(message or f"{len(self.errors)} invalid field(s)")
-
-    def to_problem(self, *, type_base: str | None = None, instance: str | None = None) -> Problem:
-        from apisec.problems import validation_problem
-
-        type_ = "about:blank" if type_base is None else type_base + self.slug
-        title = None if type_base is None else self.title
-        return validation_problem(
-            self.errors, detail=self.detail, type=type_, title=title, instance=instance
+        super().__init__(
+            message or f"{len(self.errors)} invalid field(s)",
+            extensions={"errors": [e.to_dict() for e in self.errors]},
         )

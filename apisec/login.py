@@ -34,20 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import unicodedata
 from collections.abc import Awaitable, Callable
-from typing import Any
 
+from apisec._async import is_async_callable, resolved
 from apisec._clock import Clock
 from apisec.audit import AuditEvent, emit
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, client_key
 from apisec.errors import AuthenticationError, ConfigurationError
 from apisec.ratelimit import (
     AsyncRateLimiter,
+    AsyncRateLimitStore,
     Decision,
     RateLimiter,
     RateLimitExceeded,
+    RateLimitStore,
     SlidingWindow,
 )
 
@@ -92,20 +93,17 @@ def _account_key(account: str) -> str:
 
 
 class _GuardCore:
-    _limiter_class: Any
+    """The limits, the keys and the lockout check, shared by both twins."""
 
     def __init__(
         self,
-        store: Any = None,
         *,
-        max_failures: int = 5,
-        window: float = 900,
-        steps: int = 3,
-        client_max_failures: int = 50,
-        client_window: float = 900,
-        prefix: str = "login",
-        clock: Clock | None = None,
-        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
+        max_failures: int,
+        window: float,
+        steps: int,
+        client_max_failures: int,
+        client_window: float,
+        ipv6_prefix: int,
     ) -> None:
         if max_failures < 1 or steps < 1 or client_max_failures < max_failures:
             raise ConfigurationError(
@@ -120,9 +118,6 @@ class _GuardCore:
             for i in range(steps)
         ]
         self.client_limits = [SlidingWindow(client_max_failures, client_window, name="client")]
-        make = self._limiter_class
-        self._accounts = make(self.account_limits, store, f"{prefix}:acct", clock)
-        self._clients = make(self.client_limits, self._accounts.store, f"{prefix}:ip", clock)
 
     def _keys(self, account: str, client: str) -> tuple[str, str]:
         if not isinstance(account, str) or not isinstance(client, str) or not client:
@@ -156,9 +151,29 @@ class LoginGuard(_GuardCore):
         ipv6_prefix: IPv6 clients share one budget per network of this length.
     """
 
-    _limiter_class = RateLimiter
-    _accounts: RateLimiter
-    _clients: RateLimiter
+    def __init__(
+        self,
+        store: RateLimitStore | None = None,
+        *,
+        max_failures: int = 5,
+        window: float = 900,
+        steps: int = 3,
+        client_max_failures: int = 50,
+        client_window: float = 900,
+        prefix: str = "login",
+        clock: Clock | None = None,
+        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
+    ) -> None:
+        super().__init__(
+            max_failures=max_failures,
+            window=window,
+            steps=steps,
+            client_max_failures=client_max_failures,
+            client_window=client_window,
+            ipv6_prefix=ipv6_prefix,
+        )
+        self._accounts = RateLimiter(self.account_limits, store, f"{prefix}:acct", clock)
+        self._clients = RateLimiter(self.client_limits, self._accounts.store, f"{prefix}:ip", clock)
 
     def check(self, account: str, client: str) -> None:
         """Raise :class:`TooManyLoginAttempts` if this account or client is locked out."""
@@ -168,6 +183,7 @@ class LoginGuard(_GuardCore):
         )
 
     def record_failure(self, account: str, client: str) -> None:
+        """Count one failed login against the account and the client (for custom flows)."""
         account_key, client_key = self._keys(account, client)
         self._accounts.hit(account_key)
         self._clients.hit(client_key)
@@ -211,27 +227,53 @@ class AsyncLoginGuard(_GuardCore):
     """The asyncio twin of :class:`LoginGuard`.
 
     ``verify`` may be a coroutine function (or return an awaitable, as
-    ``lambda: hasher.averify(password, stored)`` does), awaited on the loop;
+    ``lambda: hasher.verify(password, stored)`` with an
+    :class:`~apisec.passwords.AsyncPasswordHasher` does), awaited on the loop;
     a plain function runs in a worker thread, so a password hash never
     blocks the event loop.
     """
 
-    _limiter_class = AsyncRateLimiter
-    _accounts: AsyncRateLimiter
-    _clients: AsyncRateLimiter
+    def __init__(
+        self,
+        store: AsyncRateLimitStore | None = None,
+        *,
+        max_failures: int = 5,
+        window: float = 900,
+        steps: int = 3,
+        client_max_failures: int = 50,
+        client_window: float = 900,
+        prefix: str = "login",
+        clock: Clock | None = None,
+        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
+    ) -> None:
+        super().__init__(
+            max_failures=max_failures,
+            window=window,
+            steps=steps,
+            client_max_failures=client_max_failures,
+            client_window=client_window,
+            ipv6_prefix=ipv6_prefix,
+        )
+        self._accounts = AsyncRateLimiter(self.account_limits, store, f"{prefix}:acct", clock)
+        self._clients = AsyncRateLimiter(
+            self.client_limits, self._accounts.store, f"{prefix}:ip", clock
+        )
 
     async def check(self, account: str, client: str) -> None:
+        """Same as :meth:`LoginGuard.check`, awaiting the store."""
         account_key, client_key = self._keys(account, client)
         decisions = (await self._accounts.peek(account_key), await self._clients.peek(client_key))
         self._locked(decisions, account, client)
 
     async def record_failure(self, account: str, client: str) -> None:
+        """Same as :meth:`LoginGuard.record_failure`, awaiting the store."""
         account_key, client_key = self._keys(account, client)
         await self._accounts.hit(account_key)
         await self._clients.hit(client_key)
         emit(AuditEvent.LOGIN_FAILURE, principal=account, client=client)
 
     async def record_success(self, account: str, client: str) -> None:
+        """Same as :meth:`LoginGuard.record_success`, awaiting the store."""
         account_key, _ = self._keys(account, client)
         await self._accounts.reset(account_key)
 
@@ -255,7 +297,6 @@ class AsyncLoginGuard(_GuardCore):
 
 async def _run(verify: Callable[[], bool | Awaitable[bool]]) -> bool:
     """Await an async ``verify``; run a sync one in a worker thread."""
-    if inspect.iscoroutinefunction(verify):
+    if is_async_callable(verify):
         return bool(await verify())
-    result = await asyncio.to_thread(verify)
-    return bool(await result) if inspect.isawaitable(result) else bool(result)
+    return bool(await resolved(await asyncio.to_thread(verify)))

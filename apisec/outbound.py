@@ -25,7 +25,6 @@ Needs the ``httpx`` extra: ``pip install 'apisec[httpx]'``.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import math
 import socket
 import ssl
@@ -38,6 +37,7 @@ import attrs
 import httpcore
 import httpx
 
+from apisec._async import is_async_callable
 from apisec.errors import ApiSecError, ConfigurationError, PayloadTooLarge, ValidationError
 from apisec.problems import FieldError
 from apisec.ssrf import (
@@ -383,7 +383,7 @@ class _Guard:
 
 
 def _sync_resolver(resolver: Resolver | None) -> Resolver:
-    if resolver is not None and _is_async_callable(resolver):
+    if resolver is not None and is_async_callable(resolver):
         raise ConfigurationError("SafeTransport needs a sync resolver; use AsyncSafeTransport")
     return resolver or system_resolver
 
@@ -391,15 +391,9 @@ def _sync_resolver(resolver: Resolver | None) -> Resolver:
 def _async_resolver(resolver: AsyncResolver | None) -> AsyncResolver:
     if resolver is None:
         return _anyio_resolver
-    if not _is_async_callable(resolver):
+    if not is_async_callable(resolver):
         raise ConfigurationError("AsyncSafeTransport needs an async resolver (async def)")
     return resolver
-
-
-def _is_async_callable(fn: object) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - callable objects with an async __call__
-    )
 
 
 async def _anyio_resolver(host: str, port: int) -> list[str]:

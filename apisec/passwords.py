@@ -14,9 +14,9 @@ Hashes carry their parameters, so raising the cost later is safe:
 successful login. Passwords are NFKC-normalized (as NIST SP 800-63B asks),
 never logged and never part of an error message.
 
-In asyncio code use :meth:`PasswordHasher.ahash` and
-:meth:`PasswordHasher.averify`: the hash runs in a worker thread, never on
-the event loop.
+In asyncio code use :class:`AsyncPasswordHasher`, the twin whose ``hash``
+and ``verify`` are awaited: the hash runs in a worker thread, never on the
+event loop.
 """
 
 from __future__ import annotations
@@ -30,12 +30,18 @@ import re
 import secrets
 import threading
 import unicodedata
+import warnings
 from typing import Any
 
-from apisec.errors import ConfigurationError, ValidationError
-from apisec.problems import FieldError
+from apisec.errors import ConfigurationError, FieldError, ValidationError
 
-__all__ = ["PasswordHasher", "hash_password", "needs_rehash", "verify_password"]
+__all__ = [
+    "AsyncPasswordHasher",
+    "PasswordHasher",
+    "hash_password",
+    "needs_rehash",
+    "verify_password",
+]
 
 MAX_PASSWORD_BYTES = 1024
 _SCRYPT = re.compile(
@@ -59,17 +65,8 @@ def _argon2() -> Any:
     return argon2
 
 
-class PasswordHasher:
-    """Hash and verify passwords with one configured scheme.
-
-    Args:
-        scheme: ``"scrypt"`` (default, stdlib) or ``"argon2id"`` (needs ``argon2-cffi``).
-        scrypt_n_log2, scrypt_r, scrypt_p: scrypt cost (N = 2**n_log2; the
-            default 2**15 with r=8 uses 32 MiB and tens of milliseconds).
-        argon2_time_cost, argon2_memory_cost (KiB), argon2_parallelism: Argon2id cost
-            (defaults follow RFC 9106's second recommended option).
-        max_password_bytes: longer passwords are refused (a cheap DoS guard).
-    """
+class _HasherCore:
+    """Configuration and the hashing itself, shared by both twins."""
 
     def __init__(
         self,
@@ -105,10 +102,10 @@ class PasswordHasher:
             )
         # Built now, not on first use: a lazily built dummy would make the first
         # unknown-user check in a process measurably slower than a known one.
-        self._dummy = self.hash(secrets.token_urlsafe(16))
+        self._dummy = self._hash(secrets.token_urlsafe(16))
 
     def __repr__(self) -> str:
-        return f"PasswordHasher(scheme={self.scheme!r})"
+        return f"{type(self).__name__}(scheme={self.scheme!r})"
 
     def _encode(self, password: object) -> bytes | None:
         # The raw length is checked first: NFKC can expand one character 18-fold,
@@ -118,12 +115,7 @@ class PasswordHasher:
         data = unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
         return None if len(data) > self.max_password_bytes else data
 
-    def hash(self, password: str) -> str:
-        """A new salted hash of ``password``.
-
-        Raises:
-            apisec.errors.ValidationError: empty or too long (field ``password``).
-        """
+    def _hash(self, password: str) -> str:
         data = self._encode(password)
         if data is None:
             raise ValidationError([FieldError("password", "is too long", "too_long")])
@@ -137,26 +129,12 @@ class PasswordHasher:
         dk = _scrypt(data, salt, n_log2, r, p)
         return f"$scrypt$ln={n_log2},r={r},p={p}${_b64(salt)}${_b64(dk)}"
 
-    def verify(self, password: str, stored: str | None) -> bool:
-        """Whether ``password`` matches ``stored``.
-
-        ``stored=None`` (no such user) verifies against a dummy hash with the
-        same cost and returns False, so response times do not reveal which
-        accounts exist. Malformed hashes and over-long passwords give False.
-        """
+    def _verify(self, password: str, stored: str | None) -> bool:
         data = self._encode(password)
         if stored is None or data is None:
             self._verify_hash(data or b"", self._dummy)
             return False
         return self._verify_hash(data, stored)
-
-    async def ahash(self, password: str) -> str:
-        """:meth:`hash` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.hash, password)
-
-    async def averify(self, password: str, stored: str | None) -> bool:
-        """:meth:`verify` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.verify, password, stored)
 
     def needs_rehash(self, stored: str) -> bool:
         """True when ``stored`` was made with another scheme or other parameters."""
@@ -188,6 +166,70 @@ class PasswordHasher:
         except (binascii.Error, ValueError):
             return False
         return hmac.compare_digest(_scrypt(data, salt, n_log2, r, p, len(expected)), expected)
+
+
+class PasswordHasher(_HasherCore):
+    """Hash and verify passwords with one configured scheme.
+
+    Args:
+        scheme: ``"scrypt"`` (default, stdlib) or ``"argon2id"`` (needs ``argon2-cffi``).
+        scrypt_n_log2, scrypt_r, scrypt_p: scrypt cost (N = 2**n_log2; the
+            default 2**15 with r=8 uses 32 MiB and tens of milliseconds).
+        argon2_time_cost, argon2_memory_cost (KiB), argon2_parallelism: Argon2id cost
+            (defaults follow RFC 9106's second recommended option).
+        max_password_bytes: longer passwords are refused (a cheap DoS guard).
+    """
+
+    def hash(self, password: str) -> str:
+        """A new salted hash of ``password``.
+
+        Raises:
+            apisec.errors.ValidationError: empty or too long (field ``password``).
+        """
+        return self._hash(password)
+
+    def verify(self, password: str, stored: str | None) -> bool:
+        """Whether ``password`` matches ``stored``.
+
+        ``stored=None`` (no such user) verifies against a dummy hash with the
+        same cost and returns False, so response times do not reveal which
+        accounts exist. Malformed hashes and over-long passwords give False.
+        """
+        return self._verify(password, stored)
+
+    async def ahash(self, password: str) -> str:
+        """Deprecated: use :class:`AsyncPasswordHasher` (same arguments), whose ``hash`` this is."""
+        _deprecated("ahash", "hash")
+        return await asyncio.to_thread(self._hash, password)
+
+    async def averify(self, password: str, stored: str | None) -> bool:
+        """Deprecated: use :class:`AsyncPasswordHasher`, whose ``verify`` this is."""
+        _deprecated("averify", "verify")
+        return await asyncio.to_thread(self._verify, password, stored)
+
+
+class AsyncPasswordHasher(_HasherCore):
+    """The asyncio twin of :class:`PasswordHasher` (same arguments).
+
+    ``hash`` and ``verify`` run in a worker thread, so a hash never blocks
+    the event loop; ``needs_rehash`` does no hashing and stays synchronous.
+    """
+
+    async def hash(self, password: str) -> str:
+        """Same as :meth:`PasswordHasher.hash`, in a worker thread."""
+        return await asyncio.to_thread(self._hash, password)
+
+    async def verify(self, password: str, stored: str | None) -> bool:
+        """Same as :meth:`PasswordHasher.verify`, in a worker thread."""
+        return await asyncio.to_thread(self._verify, password, stored)
+
+
+def _deprecated(name: str, twin: str) -> None:
+    warnings.warn(
+        f"PasswordHasher.{name} is deprecated: use AsyncPasswordHasher(...).{twin}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _scrypt(data: bytes, salt: bytes, n_log2: int, r: int, p: int, length: int = 32) -> bytes:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, TypeGuard
 
 import attrs
 
-from apisec.errors import ConfigurationError, MalformedProblem
+from apisec.errors import ConfigurationError, FieldError, MalformedProblem
 
 __all__ = [
     "MEDIA_TYPE",
@@ -259,36 +259,6 @@ def _text_or_none(value: object) -> str | None:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-@attrs.frozen
-class FieldError:
-    """One failing input field: where, what is wrong, and a stable code.
-
-    ``field`` is a dotted path (``"items.0.name"``), ``message`` a sentence
-    for humans, ``code`` a machine-readable reason (``"too_long"``).
-    """
-
-    field: str = attrs.field(validator=attrs.validators.instance_of(str))
-    message: str = attrs.field(validator=attrs.validators.instance_of(str))
-    code: str = attrs.field(validator=attrs.validators.instance_of(str))
-
-    @classmethod
-    def coerce(cls, value: FieldError | Mapping[str, str]) -> FieldError:
-        """Accept a ``FieldError`` or a mapping with its three keys."""
-        if isinstance(value, FieldError):
-            return value
-        if not isinstance(value, Mapping):
-            raise ConfigurationError("a field error must be a FieldError or a mapping")
-        try:
-            return cls(field=value["field"], message=value["message"], code=value["code"])
-        except KeyError as exc:
-            raise ConfigurationError(f"field error mapping lacks {exc.args[0]!r}") from None
-        except TypeError as exc:
-            raise ConfigurationError("field error members must be strings") from exc
-
-    def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message, "code": self.code}
 
 
 def validation_problem(

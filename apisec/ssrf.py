@@ -29,7 +29,6 @@ client, use :mod:`apisec.outbound`.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import ipaddress
 import re
 import socket
@@ -39,6 +38,7 @@ from urllib.parse import unquote
 import attrs
 import idna
 
+from apisec._async import is_awaitable
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ClientError, ConfigurationError
 
@@ -498,7 +498,7 @@ async def _acheck(policy: _Policy, url: str, resolver: AsyncResolver) -> SafeURL
     if isinstance(step, SafeURL):
         return step
     pending = resolver(step.host, step.port)
-    if not inspect.isawaitable(pending):
+    if not is_awaitable(pending):
         raise ConfigurationError("acheck_url needs an async resolver (async def)")
     try:
         answers = list(await pending)

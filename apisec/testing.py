@@ -15,19 +15,30 @@
 ...         await asyncio.sleep(0)       # yields: fine
 ...     assert watch.longest_stall < 0.5
 >>> asyncio.run(main())
+
+:func:`capture_audit` collects the audit records emitted inside a block
+(as ``structlog.testing.capture_logs`` does for structlog):
+
+>>> from apisec.audit import AuditEvent, emit
+>>> with capture_audit() as records:
+...     emit(AuditEvent.AUTH_FAILURE, principal="user_42", reason="expired")
+>>> [(r.event, r.principal, r.reason) for r in records]
+[('auth.failure', 'user_42', 'expired')]
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from apisec._clock import Duration, seconds
+from apisec.audit import AUDIT_LOGGER_NAME
 from apisec.errors import ConfigurationError
 
-__all__ = ["FakeClock", "LoopBlocked", "LoopWatch", "forbid_loop_blocking"]
+__all__ = ["FakeClock", "LoopBlocked", "LoopWatch", "capture_audit", "forbid_loop_blocking"]
 
 DEFAULT_START = 1_700_000_000.0  # 2023-11-14T22:13:20Z: a fixed, realistic epoch
 
@@ -131,3 +142,34 @@ async def forbid_loop_blocking(threshold: float = 0.05) -> AsyncIterator[LoopWat
         raise LoopBlocked(
             f"the event loop was blocked for {watch.longest_stall:.3f}s (threshold {limit:g}s)"
         )
+
+
+class _Collect(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def capture_audit() -> Iterator[list[logging.LogRecord]]:
+    """Collect every record the ``apisec.audit`` logger emits inside the block, at every level.
+
+    Yields the list the records are appended to; each carries ``event``,
+    ``principal``, ``client``, ``reason`` and ``details``. The logger's level
+    is lowered to DEBUG for the block and restored after it, and nothing
+    else about logging changes.
+    """
+    logger = logging.getLogger(AUDIT_LOGGER_NAME)
+    records: list[logging.LogRecord] = []
+    handler = _Collect(records)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

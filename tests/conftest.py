@@ -11,7 +11,7 @@ import redis
 import redis.asyncio
 from hypothesis import settings
 
-from apisec.testing import FakeClock
+from apisec.testing import FakeClock, capture_audit
 from tests.support.binaries import require_binary
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
@@ -86,22 +86,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def audit_records(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.LogRecord]]:
+def audit_records() -> Iterator[list[logging.LogRecord]]:
     """Every record the ``apisec.audit`` logger emits during the test."""
-    caplog.set_level(logging.DEBUG, logger="apisec.audit")
-    records: list[logging.LogRecord] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = _Collect(level=logging.DEBUG)
-    logger = logging.getLogger("apisec.audit")
-    logger.addHandler(handler)
-    try:
+    with capture_audit() as records:
         yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -84,217 +84,174 @@ def service(store: ApiKeyStore, clock: FakeClock) -> ApiKeyService:
     return ApiKeyService(store, clock)
 
 
-def test_protocol_is_structural() -> None:
-    """The custom store in this file is an ApiKeyStore by shape alone."""
-    assert isinstance(ListStore(), ApiKeyStore)
+class TestLifecycle:
+    def test_protocol_is_structural(self) -> None:
+        """The custom store in this file is an ApiKeyStore by shape alone."""
+        assert isinstance(ListStore(), ApiKeyStore)
 
+    def test_create_and_authenticate(self, service: ApiKeyService, clock: FakeClock) -> None:
+        """A created key authenticates to its record; the record holds only a hash and a hint."""
+        new = service.create(
+            "acct_1", scopes=["orders:read", "orders:write"], metadata={"env": "ci"}
+        )
+        record = service.authenticate(new.plaintext)
+        assert record.id == new.record.id
+        assert record.owner == "acct_1"
+        assert record.scopes == ("orders:read", "orders:write")
+        assert record.metadata == {"env": "ci"}
+        assert record.hint == new.plaintext[:12]
+        assert new.plaintext not in repr(new) and new.plaintext not in repr(record)
+        assert record.last_used_at == clock()
 
-def test_create_and_authenticate(service: ApiKeyService, clock: FakeClock) -> None:
-    """A created key authenticates to its record; the record holds only a hash and a hint."""
-    new = service.create("acct_1", scopes=["orders:read", "orders:write"], metadata={"env": "ci"})
-    record = service.authenticate(new.plaintext)
-    assert record.id == new.record.id
-    assert record.owner == "acct_1"
-    assert record.scopes == ("orders:read", "orders:write")
-    assert record.metadata == {"env": "ci"}
-    assert record.hint == new.plaintext[:12]
-    assert new.plaintext not in repr(new) and new.plaintext not in repr(record)
-    assert record.last_used_at == clock()
+    def test_scopes(self, service: ApiKeyService) -> None:
+        """require_scopes passes with every scope held and raises 403 naming the missing ones."""
+        record = service.authenticate(service.create("acct", scopes=["read"]).plaintext)
+        assert require_scopes(record, "read") is record
+        with pytest.raises(InsufficientScope) as caught:
+            require_scopes(record, "read", "admin")
+        assert caught.value.status == 403
+        assert caught.value.to_problem().to_dict()["required_scopes"] == ["admin"]
 
-
-def test_scopes(service: ApiKeyService) -> None:
-    """require_scopes passes with every scope held and raises 403 naming the missing ones."""
-    record = service.authenticate(service.create("acct", scopes=["read"]).plaintext)
-    assert require_scopes(record, "read") is record
-    with pytest.raises(InsufficientScope) as caught:
-        require_scopes(record, "read", "admin")
-    assert caught.value.status == 403
-    assert caught.value.to_problem().to_dict()["required_scopes"] == ["admin"]
-
-
-def test_expiry(service: ApiKeyService, clock: FakeClock) -> None:
-    """A key with expires_in works until then and not after."""
-    new = service.create("acct", expires_in=timedelta(hours=1))
-    clock.advance(3599)
-    service.authenticate(new.plaintext)
-    clock.advance(1)
-    with pytest.raises(InvalidApiKey, match="expired"):
+    def test_expiry(self, service: ApiKeyService, clock: FakeClock) -> None:
+        """A key with expires_in works until then and not after."""
+        new = service.create("acct", expires_in=timedelta(hours=1))
+        clock.advance(3599)
         service.authenticate(new.plaintext)
+        clock.advance(1)
+        with pytest.raises(InvalidApiKey, match="expired"):
+            service.authenticate(new.plaintext)
 
+    def test_revoke(self, service: ApiKeyService) -> None:
+        """A revoked key stops working at once; unknown ids are a 404."""
+        new = service.create("acct")
+        service.revoke(new.record.id)
+        with pytest.raises(InvalidApiKey, match="revoked"):
+            service.authenticate(new.plaintext)
+        with pytest.raises(ApiKeyNotFound):
+            service.revoke("key_nope")
 
-def test_revoke(service: ApiKeyService) -> None:
-    """A revoked key stops working at once; unknown ids are a 404."""
-    new = service.create("acct")
-    service.revoke(new.record.id)
-    with pytest.raises(InvalidApiKey, match="revoked"):
-        service.authenticate(new.plaintext)
-    with pytest.raises(ApiKeyNotFound):
-        service.revoke("key_nope")
-
-
-def test_rotate_with_grace(service: ApiKeyService, clock: FakeClock) -> None:
-    """Rotation returns a new key; the old one works through the grace period, then expires."""
-    old = service.create("acct", scopes=["read"])
-    new = service.rotate(old.record.id, grace=timedelta(minutes=10))
-    assert new.plaintext != old.plaintext
-    assert new.record.scopes == ("read",) and new.record.owner == "acct"
-    clock.advance(599)
-    service.authenticate(old.plaintext)
-    service.authenticate(new.plaintext)
-    clock.advance(1)
-    with pytest.raises(InvalidApiKey, match="expired"):
+    def test_rotate_with_grace(self, service: ApiKeyService, clock: FakeClock) -> None:
+        """Rotation returns a new key; the old one works through the grace period, then expires."""
+        old = service.create("acct", scopes=["read"])
+        new = service.rotate(old.record.id, grace=timedelta(minutes=10))
+        assert new.plaintext != old.plaintext
+        assert new.record.scopes == ("read",) and new.record.owner == "acct"
+        clock.advance(599)
         service.authenticate(old.plaintext)
-    service.authenticate(new.plaintext)
-    revoked = service.create("acct")
-    service.revoke(revoked.record.id)
-    with pytest.raises(ConfigurationError):
-        service.rotate(revoked.record.id)
-    with pytest.raises(ApiKeyNotFound):
-        service.rotate("key_missing")
-
-
-def test_several_active_keys_per_owner_and_listing(
-    service: ApiKeyService, clock: FakeClock
-) -> None:
-    """An owner may hold several keys; list() returns them oldest first, others excluded."""
-    first = service.create("acct")
-    clock.advance(1)
-    second = service.create("acct", prefix="sk_test")
-    service.create("someone-else")
-    service.authenticate(first.plaintext)
-    service.authenticate(second.plaintext)
-    assert [r.id for r in service.list("acct")] == [first.record.id, second.record.id]
-    assert service.list("nobody") == []
-
-
-def test_last_used_is_throttled(
-    service: ApiKeyService, store: ApiKeyStore, clock: FakeClock
-) -> None:
-    """last_used_at is written at most once a minute, so authentication stays a read."""
-    new = service.create("acct")
-    service.authenticate(new.plaintext)
-    first_use = clock()
-    clock.advance(30)
-    service.authenticate(new.plaintext)
-    stored = store.get(new.record.id)
-    assert stored is not None and stored.last_used_at == first_use
-    clock.advance(30)
-    service.authenticate(new.plaintext)
-    stored = store.get(new.record.id)
-    assert stored is not None and stored.last_used_at == clock()
-
-
-def test_pepper_rotation(store: ApiKeyStore, clock: FakeClock) -> None:
-    """Keys hashed under an old pepper still work and are re-hashed with the new one."""
-    v1 = Peppers({"v1": b"1" * 32}, current="v1")
-    old_service = ApiKeyService(store, clock, pepper=v1)
-    new = old_service.create("acct")
-    assert new.record.key_hash.startswith("hmac-sha256$v1$")
-    v2 = Peppers({"v1": b"1" * 32, "v2": b"2" * 32}, current="v2")
-    service = ApiKeyService(store, clock, pepper=v2)
-    record = service.authenticate(new.plaintext)
-    assert record.key_hash.startswith("hmac-sha256$v2$")
-    stored = store.get(new.record.id)
-    assert stored is not None and stored.key_hash.startswith("hmac-sha256$v2$")
-    only_v2 = ApiKeyService(store, clock, pepper=Peppers({"v2": b"2" * 32}, current="v2"))
-    assert only_v2.authenticate(new.plaintext).id == new.record.id
-    with pytest.raises(InvalidApiKey):
-        ApiKeyService(store, clock).authenticate(new.plaintext)  # no pepper: hashes differ
-
-
-def test_revocation_survives_a_concurrent_touch(service: ApiKeyService, store: ApiKeyStore) -> None:
-    """A last-used update carries only its own field, so it cannot undo a revocation."""
-    new = service.create("acct")
-    service.revoke(new.record.id)
-    store.update(new.record.id, {"last_used_at": 123.0})
-    stored = store.get(new.record.id)
-    assert stored is not None and stored.revoked_at is not None
-
-
-def test_all_failures_look_the_same_to_clients(service: ApiKeyService, clock: FakeClock) -> None:
-    """Unknown, malformed, expired and revoked keys give identical 401 problems."""
-    expired = service.create("a", expires_in=1)
-    revoked = service.create("a")
-    service.revoke(revoked.record.id)
-    clock.advance(2)
-    unknown = generate_api_key("sk_live").plaintext
-    problems = []
-    for key in (unknown, "sk_live_garbage", expired.plaintext, revoked.plaintext, ""):
-        with pytest.raises(InvalidApiKey) as caught:
-            service.authenticate(key)
-        problems.append(caught.value.to_problem().to_json())
-    assert len(set(problems)) == 1
-    assert b'"status":401' in problems[0]
-
-
-def test_failures_are_audited_with_their_reason(
-    service: ApiKeyService, audit_records: list[logging.LogRecord]
-) -> None:
-    """The server-side reason reaches the audit log; the key never does."""
-    new = service.create("acct")
-    service.revoke(new.record.id)
-    with pytest.raises(InvalidApiKey):
         service.authenticate(new.plaintext)
-    record = next(r for r in reversed(audit_records) if r.event == "auth.failure")  # type: ignore[attr-defined]
-    assert record.reason == "api_key_revoked"  # type: ignore[attr-defined]
-    assert new.plaintext not in repr(record.__dict__)
+        clock.advance(1)
+        with pytest.raises(InvalidApiKey, match="expired"):
+            service.authenticate(old.plaintext)
+        service.authenticate(new.plaintext)
+        revoked = service.create("acct")
+        service.revoke(revoked.record.id)
+        with pytest.raises(ConfigurationError):
+            service.rotate(revoked.record.id)
+        with pytest.raises(ApiKeyNotFound):
+            service.rotate("key_missing")
 
+    def test_several_active_keys_per_owner_and_listing(
+        self, service: ApiKeyService, clock: FakeClock
+    ) -> None:
+        """An owner may hold several keys; list() returns them oldest first, others excluded."""
+        first = service.create("acct")
+        clock.advance(1)
+        second = service.create("acct", prefix="sk_test")
+        service.create("someone-else")
+        service.authenticate(first.plaintext)
+        service.authenticate(second.plaintext)
+        assert [r.id for r in service.list("acct")] == [first.record.id, second.record.id]
+        assert service.list("nobody") == []
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"owner": ""},
-        {"owner": "x" * 300},
-        {"scopes": ["has space"]},
-        {"scopes": [""]},
-        {"prefix": "bad-prefix"},
-        {"expires_in": 0},
-        {"expires_in": -5},
-    ],
-)
-def test_bad_create_arguments(service: ApiKeyService, kwargs: dict[str, Any]) -> None:
-    """Invalid owners, scopes, prefixes and lifetimes are refused."""
-    args: dict[str, Any] = {"owner": "acct", **kwargs}
-    with pytest.raises(ConfigurationError):
-        service.create(**args)
+    def test_last_used_is_throttled(
+        self, service: ApiKeyService, store: ApiKeyStore, clock: FakeClock
+    ) -> None:
+        """last_used_at is written at most once a minute, so authentication stays a read."""
+        new = service.create("acct")
+        service.authenticate(new.plaintext)
+        first_use = clock()
+        clock.advance(30)
+        service.authenticate(new.plaintext)
+        stored = store.get(new.record.id)
+        assert stored is not None and stored.last_used_at == first_use
+        clock.advance(30)
+        service.authenticate(new.plaintext)
+        stored = store.get(new.record.id)
+        assert stored is not None and stored.last_used_at == clock()
 
+    def test_pepper_rotation(self, store: ApiKeyStore, clock: FakeClock) -> None:
+        """Keys hashed under an old pepper still work and are re-hashed with the new one."""
+        v1 = Peppers({"v1": b"1" * 32}, current="v1")
+        old_service = ApiKeyService(store, clock, pepper=v1)
+        new = old_service.create("acct")
+        assert new.record.key_hash.startswith("hmac-sha256$v1$")
+        v2 = Peppers({"v1": b"1" * 32, "v2": b"2" * 32}, current="v2")
+        service = ApiKeyService(store, clock, pepper=v2)
+        record = service.authenticate(new.plaintext)
+        assert record.key_hash.startswith("hmac-sha256$v2$")
+        stored = store.get(new.record.id)
+        assert stored is not None and stored.key_hash.startswith("hmac-sha256$v2$")
+        only_v2 = ApiKeyService(store, clock, pepper=Peppers({"v2": b"2" * 32}, current="v2"))
+        assert only_v2.authenticate(new.plaintext).id == new.record.id
+        with pytest.raises(InvalidApiKey):
+            ApiKeyService(store, clock).authenticate(new.plaintext)  # no pepper: hashes differ
 
-# --- what is on disk ---------------------------------------------------------------
+    def test_revocation_survives_a_concurrent_touch(
+        self, service: ApiKeyService, store: ApiKeyStore
+    ) -> None:
+        """A last-used update carries only its own field, so it cannot undo a revocation."""
+        new = service.create("acct")
+        service.revoke(new.record.id)
+        store.update(new.record.id, {"last_used_at": 123.0})
+        stored = store.get(new.record.id)
+        assert stored is not None and stored.revoked_at is not None
 
+    def test_all_failures_look_the_same_to_clients(
+        self, service: ApiKeyService, clock: FakeClock
+    ) -> None:
+        """Unknown, malformed, expired and revoked keys give identical 401 problems."""
+        expired = service.create("a", expires_in=1)
+        revoked = service.create("a")
+        service.revoke(revoked.record.id)
+        clock.advance(2)
+        unknown = generate_api_key("sk_live").plaintext
+        problems = []
+        for key in (unknown, "sk_live_garbage", expired.plaintext, revoked.plaintext, ""):
+            with pytest.raises(InvalidApiKey) as caught:
+                service.authenticate(key)
+            problems.append(caught.value.to_problem().to_json())
+        assert len(set(problems)) == 1
+        assert b'"status":401' in problems[0]
 
-def test_sqlite_file_never_contains_a_key(tmp_path: Path) -> None:
-    """The database file (and its WAL) hold hashes, never key text."""
-    path = tmp_path / "keys.db"
-    store = SQLiteApiKeyStore(path)
-    service = ApiKeyService(store)
-    keys = [service.create(f"acct{i}").plaintext for i in range(20)]
-    for key in keys:
-        service.authenticate(key)
-    store.close()
-    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    for key in keys:
-        assert key.encode() not in blob
-        assert key[8:40].encode() not in blob  # nor the random part alone
-    assert b"sha256$" in blob
+    def test_failures_are_audited_with_their_reason(
+        self, service: ApiKeyService, audit_records: list[logging.LogRecord]
+    ) -> None:
+        """The server-side reason reaches the audit log; the key never does."""
+        new = service.create("acct")
+        service.revoke(new.record.id)
+        with pytest.raises(InvalidApiKey):
+            service.authenticate(new.plaintext)
+        record = next(r for r in reversed(audit_records) if r.event == "auth.failure")  # type: ignore[attr-defined]
+        assert record.reason == "api_key_revoked"  # type: ignore[attr-defined]
+        assert new.plaintext not in repr(record.__dict__)
 
-
-def test_redis_keyspace_never_contains_a_key(redis_client: redis.Redis) -> None:
-    """No Redis key name or value holds key text."""
-    service = ApiKeyService(RedisApiKeyStore(redis_client))
-    keys = [service.create("acct").plaintext for _ in range(10)]
-    dump = ""
-    for name in redis_client.scan_iter("*"):
-        dump += repr(name)
-        kind = redis_client.type(name)
-        if kind == b"hash":
-            dump += repr(redis_client.hgetall(name))
-        elif kind == b"string":
-            dump += repr(redis_client.get(name))
-        elif kind == b"set":
-            dump += repr(redis_client.smembers(name))
-    assert "sha256$" in dump
-    for key in keys:
-        assert key[8:40] not in dump
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"owner": ""},
+            {"owner": "x" * 300},
+            {"scopes": ["has space"]},
+            {"scopes": [""]},
+            {"prefix": "bad-prefix"},
+            {"expires_in": 0},
+            {"expires_in": -5},
+        ],
+    )
+    def test_bad_create_arguments(self, service: ApiKeyService, kwargs: dict[str, Any]) -> None:
+        """Invalid owners, scopes, prefixes and lifetimes are refused."""
+        args: dict[str, Any] = {"owner": "acct", **kwargs}
+        with pytest.raises(ConfigurationError):
+            service.create(**args)
 
 
 def _hammer_sqlite(path: str, worker: int) -> int:
@@ -310,19 +267,50 @@ def _hammer_sqlite(path: str, worker: int) -> int:
     return done
 
 
-def test_sqlite_from_four_processes(tmp_path: Path) -> None:
-    """Four processes writing at once never hit "database is locked"."""
-    path = str(tmp_path / "shared.db")
-    SQLiteApiKeyStore(path).list("warm-up")  # create the schema once
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        results = pool.starmap(_hammer_sqlite, [(path, w) for w in range(4)])
-    assert results == [25, 25, 25, 25]
-    store = SQLiteApiKeyStore(path)
-    assert sum(len(store.list(f"proc{w}")) for w in range(4)) == 100
-    store.close()
+class TestWhatIsStored:
+    def test_sqlite_file_never_contains_a_key(self, tmp_path: Path) -> None:
+        """The database file (and its WAL) hold hashes, never key text."""
+        path = tmp_path / "keys.db"
+        store = SQLiteApiKeyStore(path)
+        service = ApiKeyService(store)
+        keys = [service.create(f"acct{i}").plaintext for i in range(20)]
+        for key in keys:
+            service.authenticate(key)
+        store.close()
+        blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+        for key in keys:
+            assert key.encode() not in blob
+            assert key[8:40].encode() not in blob  # nor the random part alone
+        assert b"sha256$" in blob
 
+    def test_redis_keyspace_never_contains_a_key(self, redis_client: redis.Redis) -> None:
+        """No Redis key name or value holds key text."""
+        service = ApiKeyService(RedisApiKeyStore(redis_client))
+        keys = [service.create("acct").plaintext for _ in range(10)]
+        dump = ""
+        for name in redis_client.scan_iter("*"):
+            dump += repr(name)
+            kind = redis_client.type(name)
+            if kind == b"hash":
+                dump += repr(redis_client.hgetall(name))
+            elif kind == b"string":
+                dump += repr(redis_client.get(name))
+            elif kind == b"set":
+                dump += repr(redis_client.smembers(name))
+        assert "sha256$" in dump
+        for key in keys:
+            assert key[8:40] not in dump
 
-# --- asyncio -----------------------------------------------------------------------
+    def test_sqlite_from_four_processes(self, tmp_path: Path) -> None:
+        """Four processes writing at once never hit "database is locked"."""
+        path = str(tmp_path / "shared.db")
+        SQLiteApiKeyStore(path).list("warm-up")  # create the schema once
+        with multiprocessing.get_context("spawn").Pool(4) as pool:
+            results = pool.starmap(_hammer_sqlite, [(path, w) for w in range(4)])
+        assert results == [25, 25, 25, 25]
+        store = SQLiteApiKeyStore(path)
+        assert sum(len(store.list(f"proc{w}")) for w in range(4)) == 100
+        store.close()
 
 
 @pytest.fixture(params=["redis", "sqlite"])
@@ -339,51 +327,54 @@ async def async_service(
         await client.aclose()
 
 
-async def test_async_lifecycle(async_service: AsyncApiKeyService, clock: FakeClock) -> None:
-    """The asyncio service runs the same lifecycle over async stores."""
-    new = await async_service.create("acct", scopes=["read"])
-    assert (await async_service.authenticate(new.plaintext)).owner == "acct"
-    rotated = await async_service.rotate(new.record.id, grace=0)
-    with pytest.raises(InvalidApiKey):
-        await async_service.authenticate(new.plaintext)
-    assert (await async_service.authenticate(rotated.plaintext)).scopes == ("read",)
-    await async_service.revoke(rotated.record.id)
-    with pytest.raises(InvalidApiKey):
-        await async_service.authenticate(rotated.plaintext)
-    assert len(await async_service.list("acct")) == 2
+class TestAsyncTwin:
+    async def test_async_lifecycle(
+        self, async_service: AsyncApiKeyService, clock: FakeClock
+    ) -> None:
+        """The asyncio service runs the same lifecycle over async stores."""
+        new = await async_service.create("acct", scopes=["read"])
+        assert (await async_service.authenticate(new.plaintext)).owner == "acct"
+        rotated = await async_service.rotate(new.record.id, grace=0)
+        with pytest.raises(InvalidApiKey):
+            await async_service.authenticate(new.plaintext)
+        assert (await async_service.authenticate(rotated.plaintext)).scopes == ("read",)
+        await async_service.revoke(rotated.record.id)
+        with pytest.raises(InvalidApiKey):
+            await async_service.authenticate(rotated.plaintext)
+        assert len(await async_service.list("acct")) == 2
+
+    def test_sync_and_async_stores_do_not_mix(self, tmp_path: Path) -> None:
+        """A sync service refuses an async store and the reverse."""
+        with pytest.raises(ConfigurationError):
+            ApiKeyService(AsyncSQLiteApiKeyStore(tmp_path / "a.db"))  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            AsyncApiKeyService(MemoryApiKeyStore())  # type: ignore[arg-type]
 
 
-def test_sync_and_async_stores_do_not_mix(tmp_path: Path) -> None:
-    """A sync service refuses an async store and the reverse."""
-    with pytest.raises(ConfigurationError):
-        ApiKeyService(AsyncSQLiteApiKeyStore(tmp_path / "a.db"))  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError):
-        AsyncApiKeyService(MemoryApiKeyStore())  # type: ignore[arg-type]
+class TestRecordsAndFailures:
+    def test_record_exposes_the_contract_short_names(self, clock: FakeClock) -> None:
+        """record.hash, .created, .expires and .revoked mirror the stored fields."""
+        service = ApiKeyService(clock=clock)
+        new = service.create("acct", expires_in=60)
+        record = new.record
+        assert record.hash == record.key_hash and record.hash.startswith("sha256$")
+        assert record.created == clock() and record.expires == clock() + 60
+        assert record.revoked is False
+        assert service.revoke(record.id).revoked is True
 
+    def test_a_dead_redis_fails_closed(self) -> None:
+        """With Redis unreachable, authenticate raises StoreError (503), never lets a key
+        through."""
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-def test_record_exposes_the_contract_short_names(clock: FakeClock) -> None:
-    """record.hash, .created, .expires and .revoked mirror the stored fields."""
-    service = ApiKeyService(clock=clock)
-    new = service.create("acct", expires_in=60)
-    record = new.record
-    assert record.hash == record.key_hash and record.hash.startswith("sha256$")
-    assert record.created == clock() and record.expires == clock() + 60
-    assert record.revoked is False
-    assert service.revoke(record.id).revoked is True
+        from apisec import StoreError
+        from tests.support.redis_server import free_loopback_port
 
-
-def test_a_dead_redis_fails_closed() -> None:
-    """With Redis unreachable, authenticate raises StoreError (503), never lets a key through."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from apisec import StoreError
-    from tests.support.redis_server import free_loopback_port
-
-    client = redis.Redis(
-        port=free_loopback_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
-    )
-    service = ApiKeyService(RedisApiKeyStore(client))
-    with pytest.raises(StoreError) as caught:
-        service.authenticate(generate_api_key().plaintext)
-    assert caught.value.status == 503
+        client = redis.Redis(
+            port=free_loopback_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        service = ApiKeyService(RedisApiKeyStore(client))
+        with pytest.raises(StoreError) as caught:
+            service.authenticate(generate_api_key().plaintext)
+        assert caught.value.status == 503

@@ -134,3 +134,32 @@ def test_validation_error_needs_a_field() -> None:
 def test_default_message_is_the_class_name() -> None:
     """An error raised without a message still says what it is."""
     assert str(PayloadTooLarge()) == "PayloadTooLarge"
+
+
+def test_errors_reach_problems_through_one_seam_only() -> None:
+    """apisec.errors imports apisec.problems in ApiSecError.to_problem and nowhere else."""
+    import ast
+    import inspect
+
+    import apisec.errors
+
+    tree = ast.parse(inspect.getsource(apisec.errors))
+    seams = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef):
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and node.module == "apisec.problems":
+                    seams.append(function.name)
+    assert seams == ["to_problem"]
+
+
+def test_validation_error_carries_its_fields_as_data() -> None:
+    """The field errors are data on the error; its problem equals validation_problem's."""
+    from apisec.problems import validation_problem
+
+    err = ValidationError([{"field": "age", "message": "must be positive", "code": "min_value"}])
+    assert err.errors == (FieldError("age", "must be positive", "min_value"),)
+    assert err.to_problem() == validation_problem(err.errors)
+    assert err.to_problem(type_base="https://e.example/") == validation_problem(
+        err.errors, type="https://e.example/validation-failed", title="Validation failed"
+    )

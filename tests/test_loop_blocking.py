@@ -15,7 +15,7 @@ from apisec._types import Message, Receive, Scope, Send
 from apisec.apikeys import AsyncApiKeyService, AsyncSQLiteApiKeyStore, InvalidApiKey
 from apisec.apikeys.redis import AsyncRedisApiKeyStore
 from apisec.login import AsyncLoginGuard, InvalidCredentials, TooManyLoginAttempts
-from apisec.passwords import PasswordHasher
+from apisec.passwords import AsyncPasswordHasher, PasswordHasher
 from apisec.ratelimit import (
     AsyncRateLimiter,
     AsyncTieredRateLimiter,
@@ -28,10 +28,10 @@ from apisec.testing import FakeClock, LoopBlocked, forbid_loop_blocking
 from apisec.tokens import AsyncTokenService, RevokedToken, SigningKey, TokenReuseDetected
 from apisec.tokens.redis import AsyncRedisRefreshTokenStore
 from apisec.webhooks import (
+    AsyncWebhookVerifier,
     MemoryReplayGuard,
     ReplayedWebhook,
     WebhookSigner,
-    WebhookVerifier,
     generate_secret,
 )
 from apisec.webhooks.redis import AsyncRedisReplayGuard, RedisReplayGuard
@@ -106,14 +106,14 @@ class TestDetector:
 
 
 class TestPasswordsAndLogins:
-    async def test_ahash_and_averify_hash_in_a_worker_thread(self) -> None:
+    async def test_the_async_hasher_hashes_in_a_worker_thread(self) -> None:
         """The default-cost scrypt runs beside the loop, not on it."""
-        hasher = PasswordHasher()
+        hasher = AsyncPasswordHasher()
         async with forbid_loop_blocking(STALL):
-            stored = await hasher.ahash("correct horse")
-            assert await hasher.averify("correct horse", stored)
-            assert not await hasher.averify("wrong", stored)
-            assert not await hasher.averify("x", None)
+            stored = await hasher.hash("correct horse")
+            assert await hasher.verify("correct horse", stored)
+            assert not await hasher.verify("wrong", stored)
+            assert not await hasher.verify("x", None)
 
     async def test_login_guard_runs_a_sync_verify_in_a_thread(self) -> None:
         """A plain verify function (a sync hash, a sync database call) never runs on the loop."""
@@ -129,15 +129,15 @@ class TestPasswordsAndLogins:
         assert held.calls == 1
 
     async def test_login_guard_with_the_hasher(self) -> None:
-        """AsyncLoginGuard with PasswordHasher, sync or async, keeps the loop free."""
-        hasher = PasswordHasher()
-        stored = await hasher.ahash("s3cret")
+        """AsyncLoginGuard with either hasher twin, sync or async, keeps the loop free."""
+        hasher, async_hasher = PasswordHasher(), AsyncPasswordHasher()
+        stored = await async_hasher.hash("s3cret")
         guard = AsyncLoginGuard(max_failures=3, clock=FakeClock())
         async with forbid_loop_blocking(STALL):
-            await guard.attempt("ada", "192.0.2.1", lambda: hasher.averify("s3cret", stored))
+            await guard.attempt("ada", "192.0.2.1", lambda: async_hasher.verify("s3cret", stored))
             await guard.attempt("ada", "192.0.2.1", lambda: hasher.verify("s3cret", stored))
             with pytest.raises(InvalidCredentials):
-                await guard.attempt("ada", "192.0.2.1", lambda: hasher.averify("no", stored))
+                await guard.attempt("ada", "192.0.2.1", lambda: async_hasher.verify("no", stored))
 
     async def test_login_guard_on_redis(self, async_redis_client: redis.asyncio.Redis) -> None:
         """Every guard method over the asyncio Redis store keeps the loop free."""
@@ -258,16 +258,16 @@ class _HeldGuard:
 class TestWebhooks:
     BODY = b'{"event":"ping"}'
 
-    async def _twice(self, verifier: WebhookVerifier, headers: dict[str, str]) -> None:
-        await verifier.averify(self.BODY, headers)
+    async def _twice(self, verifier: AsyncWebhookVerifier, headers: dict[str, str]) -> None:
+        await verifier.verify(self.BODY, headers)
         with pytest.raises(ReplayedWebhook):
-            await verifier.averify(self.BODY, headers)
+            await verifier.verify(self.BODY, headers)
 
     async def test_a_sync_replay_guard_runs_in_a_thread(self) -> None:
-        """averify never calls a synchronous guard's (I/O) method on the loop."""
+        """AsyncWebhookVerifier never calls a synchronous guard's (I/O) method on the loop."""
         secret = generate_secret()
         guard = _HeldGuard()
-        verifier = WebhookVerifier(secret, replay_guard=guard)
+        verifier = AsyncWebhookVerifier(secret, replay_guard=guard)
         async with forbid_loop_blocking(STALL):
             await self._twice(verifier, WebhookSigner(secret).sign(self.BODY))
         assert guard.held.calls == 2
@@ -277,9 +277,9 @@ class TestWebhooks:
         secret = generate_secret("stripe")
         headers = WebhookSigner(secret, "stripe").sign(self.BODY)
         async with forbid_loop_blocking(STALL):
-            await WebhookVerifier(secret, "stripe").averify(self.BODY, headers)
+            await AsyncWebhookVerifier(secret, "stripe").verify(self.BODY, headers)
             await self._twice(
-                WebhookVerifier(secret, "stripe", replay_guard=MemoryReplayGuard()), headers
+                AsyncWebhookVerifier(secret, "stripe", replay_guard=MemoryReplayGuard()), headers
             )
 
     async def test_redis_guards(
@@ -292,7 +292,7 @@ class TestWebhooks:
                 AsyncRedisReplayGuard(async_redis_client, prefix="a:"),
                 RedisReplayGuard(redis_client, prefix="s:"),
             ):
-                verifier = WebhookVerifier(secret, replay_guard=guard)
+                verifier = AsyncWebhookVerifier(secret, replay_guard=guard)
                 await self._twice(verifier, WebhookSigner(secret).sign(self.BODY))
 
 

@@ -262,16 +262,16 @@ class TestCallback:
             client.parse_callback("code=abc&state=xyz", pending)
         assert caught.value.reason == "expired"
 
-
-@given(query=st.text(max_size=300) | st.binary(max_size=300).map(bytes))
-def test_arbitrary_callbacks_only_raise_oauth_errors(query: str | bytes) -> None:
-    """Any callback query is accepted with the right state or refused with a typed OAuth error."""
-    client = _rfc_client(FakeClock())
-    pending = client.authorization_request(state="xyz")
-    try:
-        client.parse_callback(query, pending)
-    except (InvalidCallback, AuthorizationError):
-        pass
+    @given(query=st.text(max_size=300) | st.binary(max_size=300).map(bytes))
+    def test_arbitrary_callbacks_only_raise_oauth_errors(self, query: str | bytes) -> None:
+        """Any callback query is accepted with the right state or refused with a typed
+        OAuth error."""
+        client = _rfc_client(FakeClock())
+        pending = client.authorization_request(state="xyz")
+        try:
+            client.parse_callback(query, pending)
+        except (InvalidCallback, AuthorizationError):
+            pass
 
 
 class TestIssuer:
@@ -460,7 +460,7 @@ class TestParseTokenResponse:
         assert caught.value.error == "invalid_response"
 
 
-# --- a tiny authorization server on loopback ----------------------------------------------
+# A tiny authorization server on loopback, for TestAgainstATinyAuthorizationServer.
 
 
 class _AuthorizationServer(ThreadingHTTPServer):

@@ -170,3 +170,26 @@ def test_integrations_import_their_framework_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _spelled_out() -> list[type]:
+    from apisec import asgi, wsgi
+    from apisec.tokens import AsyncTokenService, TokenService
+
+    return [
+        TokenService,
+        AsyncTokenService,
+        asgi.BearerAuthMiddleware,
+        asgi.ApiKeyAuthMiddleware,
+        wsgi.BearerAuthMiddleware,
+        wsgi.ApiKeyAuthMiddleware,
+    ]
+
+
+@pytest.mark.parametrize("cls", _spelled_out(), ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_options_are_spelled_out(cls: type) -> None:
+    """No ``**options``: every keyword a public class takes is in its signature."""
+    import inspect
+
+    kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
+    assert inspect.Parameter.VAR_KEYWORD not in kinds

@@ -136,10 +136,10 @@ def test_long_and_odd_keys_are_hashed_not_rejected() -> None:
 
 def test_sync_and_async_stores_do_not_mix() -> None:
     """An async store in a sync limiter (or the reverse) is a ConfigurationError."""
-    from apisec.ratelimit._limiter import _AsyncMemoryStore
+    from apisec._async import InPlace
 
     with pytest.raises(ConfigurationError, match="AsyncRateLimiter"):
-        RateLimiter(FixedWindow(1, 1), _AsyncMemoryStore(MemoryStore()))  # type: ignore[arg-type]
+        RateLimiter(FixedWindow(1, 1), InPlace(MemoryStore()))
     with pytest.raises(ConfigurationError, match="RateLimiter"):
         AsyncRateLimiter(FixedWindow(1, 1), MemoryStore())  # type: ignore[arg-type]
 

@@ -118,177 +118,185 @@ BYPASSES = [
 ]
 
 
-@pytest.mark.parametrize(("url", "reason"), BYPASSES)
-def test_bypass_spellings_are_refused(url: str, reason: str) -> None:
-    """Each known SSRF spelling is refused with the reason that names it."""
-    with pytest.raises(UnsafeURL) as caught:
-        check_url(url, resolver=public_resolver)
-    assert caught.value.reason == reason
-    assert caught.value.status == 400
-
-
-def test_the_table_is_big_enough() -> None:
-    """The issue asks for at least 40 bypass spellings."""
-    assert len(BYPASSES) >= 40
-
-
-@pytest.mark.parametrize(
-    ("url", "address"),
-    [
-        ("https://93.184.215.14/", "93.184.215.14"),
-        ("https://1572394766/", "93.184.215.14"),  # decimal spelling of a public address
-        ("https://8.8.8.8:8443/dns", "8.8.8.8"),
-        ("https://[2606:4700:4700::1111]/", "2606:4700:4700::1111"),
-        ("https://[64:ff9b::808:808]/", "64:ff9b::808:808"),  # NAT64 of a public address
-        ("https://[::ffff:8.8.8.8]/", "::ffff:808:808"),
-        ("HTTPS://100.63.255.255/", "100.63.255.255"),  # just below CGNAT
-        ("https://172.32.0.1/", "172.32.0.1"),  # just above 172.16/12
-    ],
-)
-def test_public_literals_are_allowed(url: str, address: str) -> None:
-    """Public addresses pass, in whatever spelling, and come back as the vetted target."""
-    target = check_url(url, resolver=public_resolver)
-    assert [str(a) for a in target.addresses] == [address]
-
-
-def test_names_resolve_and_every_address_is_vetted() -> None:
-    """A name that resolves to a public and a private address is refused."""
-    with pytest.raises(UnsafeURL) as caught:
-        check_url("https://mixed.example.com/", resolver=lambda h, p: [PUBLIC_V4, "10.0.0.7"])
-    assert caught.value.reason == "private"
-    target = check_url(
-        "https://ok.example.com:8443/x", resolver=lambda h, p: [PUBLIC_V4, "2606:4700::1"]
-    )
-    assert target.host == "ok.example.com"
-    assert target.port == 8443
-    assert [str(a) for a in target.addresses] == [PUBLIC_V4, "2606:4700::1"]
-
-
-def test_resolver_gets_the_normalized_host_and_port() -> None:
-    """The resolver is asked for the IDNA, lower-case, dot-less name and the effective port."""
-    calls: list[tuple[str, int]] = []
-
-    def resolver(host: str, port: int) -> Iterable[str]:
-        calls.append((host, port))
-        return [PUBLIC_V4]
-
-    check_url("https://BÜCHER.example./", resolver=resolver)
-    assert calls == [("xn--bcher-kva.example", 443)]
-
-
-@pytest.mark.parametrize(
-    "resolver",
-    [lambda h, p: [], lambda h, p: ["not-an-ip"], lambda h, p: (_ for _ in ()).throw(OSError())],
-)
-def test_unresolvable_names_are_refused(resolver: object) -> None:
-    """No addresses, junk addresses or resolver errors mean refusal."""
-    with pytest.raises(UnsafeURL) as caught:
-        check_url("https://nowhere.example/", resolver=resolver)  # type: ignore[arg-type]
-    assert caught.value.reason == "unresolvable"
-
-
-def test_dns_rebinding_is_defeated_by_returning_the_vetted_addresses() -> None:
-    """The caller gets the addresses vetted now, not whatever the name resolves to later."""
-    answers = iter([[PUBLIC_V4], ["127.0.0.1"]])
-    target = check_url("https://rebind.example/", resolver=lambda h, p: next(answers))
-    assert [str(a) for a in target.addresses] == [PUBLIC_V4]
-    with pytest.raises(UnsafeURL):
-        check_url("https://rebind.example/", resolver=lambda h, p: next(answers))
-
-
-def test_resolver_zone_suffixes_are_stripped_then_vetted() -> None:
-    """A resolver answer like fe80::1%eth0 is read and refused as link-local."""
-    with pytest.raises(UnsafeURL) as caught:
-        check_url("https://zone.example/", resolver=lambda h, p: ["fe80::1%eth0"])
-    assert caught.value.reason == "link_local"
-
-
-def test_allow_hosts_restricts_further() -> None:
-    """Only listed hosts (exact or *.suffix) pass, and addresses are still vetted."""
-    allow = ["api.partner.com", "*.hooks.example.com"]
-    check_url("https://api.partner.com/", allow_hosts=allow, resolver=public_resolver)
-    check_url("https://a.b.hooks.example.com/", allow_hosts=allow, resolver=public_resolver)
-    for url in ["https://hooks.example.com/", "https://evil.com/", "https://api.partner.com.evil/"]:
+class TestBypassSpellings:
+    @pytest.mark.parametrize(("url", "reason"), BYPASSES)
+    def test_bypass_spellings_are_refused(self, url: str, reason: str) -> None:
+        """Each known SSRF spelling is refused with the reason that names it."""
         with pytest.raises(UnsafeURL) as caught:
-            check_url(url, allow_hosts=allow, resolver=public_resolver)
-        assert caught.value.reason == "not_allowed"
-    with pytest.raises(UnsafeURL) as caught:
-        check_url("https://api.partner.com/", allow_hosts=allow, resolver=lambda h, p: ["10.0.0.1"])
-    assert caught.value.reason == "private"
-    with pytest.raises(ConfigurationError):
-        check_url("https://api.partner.com/", allow_hosts="api.partner.com")
+            check_url(url, resolver=public_resolver)
+        assert caught.value.reason == reason
+        assert caught.value.status == 400
+
+    def test_the_table_is_big_enough(self) -> None:
+        """The issue asks for at least 40 bypass spellings."""
+        assert len(BYPASSES) >= 40
 
 
-def test_schemes_and_ports_are_configurable() -> None:
-    """http can be allowed explicitly; allowed_ports narrows the ports."""
-    assert check_url("http://example.com/", ("http", "https"), resolver=public_resolver).port == 80
-    with pytest.raises(UnsafeURL) as caught:
-        check_url("https://example.com:8080/", allowed_ports=[443], resolver=public_resolver)
-    assert caught.value.reason == "port"
+class TestResolution:
+    @pytest.mark.parametrize(
+        ("url", "address"),
+        [
+            ("https://93.184.215.14/", "93.184.215.14"),
+            ("https://1572394766/", "93.184.215.14"),  # decimal spelling of a public address
+            ("https://8.8.8.8:8443/dns", "8.8.8.8"),
+            ("https://[2606:4700:4700::1111]/", "2606:4700:4700::1111"),
+            ("https://[64:ff9b::808:808]/", "64:ff9b::808:808"),  # NAT64 of a public address
+            ("https://[::ffff:8.8.8.8]/", "::ffff:808:808"),
+            ("HTTPS://100.63.255.255/", "100.63.255.255"),  # just below CGNAT
+            ("https://172.32.0.1/", "172.32.0.1"),  # just above 172.16/12
+        ],
+    )
+    def test_public_literals_are_allowed(self, url: str, address: str) -> None:
+        """Public addresses pass, in whatever spelling, and come back as the vetted target."""
+        target = check_url(url, resolver=public_resolver)
+        assert [str(a) for a in target.addresses] == [address]
+
+    def test_names_resolve_and_every_address_is_vetted(self) -> None:
+        """A name that resolves to a public and a private address is refused."""
+        with pytest.raises(UnsafeURL) as caught:
+            check_url("https://mixed.example.com/", resolver=lambda h, p: [PUBLIC_V4, "10.0.0.7"])
+        assert caught.value.reason == "private"
+        target = check_url(
+            "https://ok.example.com:8443/x", resolver=lambda h, p: [PUBLIC_V4, "2606:4700::1"]
+        )
+        assert target.host == "ok.example.com"
+        assert target.port == 8443
+        assert [str(a) for a in target.addresses] == [PUBLIC_V4, "2606:4700::1"]
+
+    def test_resolver_gets_the_normalized_host_and_port(self) -> None:
+        """The resolver is asked for the IDNA, lower-case, dot-less name and the effective port."""
+        calls: list[tuple[str, int]] = []
+
+        def resolver(host: str, port: int) -> Iterable[str]:
+            calls.append((host, port))
+            return [PUBLIC_V4]
+
+        check_url("https://BÜCHER.example./", resolver=resolver)
+        assert calls == [("xn--bcher-kva.example", 443)]
+
+    @pytest.mark.parametrize(
+        "resolver",
+        [
+            lambda h, p: [],
+            lambda h, p: ["not-an-ip"],
+            lambda h, p: (_ for _ in ()).throw(OSError()),
+        ],
+    )
+    def test_unresolvable_names_are_refused(self, resolver: object) -> None:
+        """No addresses, junk addresses or resolver errors mean refusal."""
+        with pytest.raises(UnsafeURL) as caught:
+            check_url("https://nowhere.example/", resolver=resolver)  # type: ignore[arg-type]
+        assert caught.value.reason == "unresolvable"
+
+    def test_dns_rebinding_is_defeated_by_returning_the_vetted_addresses(self) -> None:
+        """The caller gets the addresses vetted now, not whatever the name resolves to later."""
+        answers = iter([[PUBLIC_V4], ["127.0.0.1"]])
+        target = check_url("https://rebind.example/", resolver=lambda h, p: next(answers))
+        assert [str(a) for a in target.addresses] == [PUBLIC_V4]
+        with pytest.raises(UnsafeURL):
+            check_url("https://rebind.example/", resolver=lambda h, p: next(answers))
+
+    def test_resolver_zone_suffixes_are_stripped_then_vetted(self) -> None:
+        """A resolver answer like fe80::1%eth0 is read and refused as link-local."""
+        with pytest.raises(UnsafeURL) as caught:
+            check_url("https://zone.example/", resolver=lambda h, p: ["fe80::1%eth0"])
+        assert caught.value.reason == "link_local"
 
 
-def test_resolve_false_skips_dns_but_not_literal_checks() -> None:
-    """Without resolution, names pass with no addresses; literals are still vetted."""
-    target = check_url("https://example.com/", resolve=False)
-    assert target.addresses == ()
-    with pytest.raises(UnsafeURL):
-        check_url("https://10.0.0.1/", resolve=False)
-    with pytest.raises(UnsafeURL):
-        check_url("https://localhost/", resolve=False)
+class TestOptions:
+    def test_allow_hosts_restricts_further(self) -> None:
+        """Only listed hosts (exact or *.suffix) pass, and addresses are still vetted."""
+        allow = ["api.partner.com", "*.hooks.example.com"]
+        check_url("https://api.partner.com/", allow_hosts=allow, resolver=public_resolver)
+        check_url("https://a.b.hooks.example.com/", allow_hosts=allow, resolver=public_resolver)
+        for url in [
+            "https://hooks.example.com/",
+            "https://evil.com/",
+            "https://api.partner.com.evil/",
+        ]:
+            with pytest.raises(UnsafeURL) as caught:
+                check_url(url, allow_hosts=allow, resolver=public_resolver)
+            assert caught.value.reason == "not_allowed"
+        with pytest.raises(UnsafeURL) as caught:
+            check_url(
+                "https://api.partner.com/", allow_hosts=allow, resolver=lambda h, p: ["10.0.0.1"]
+            )
+        assert caught.value.reason == "private"
+        with pytest.raises(ConfigurationError):
+            check_url("https://api.partner.com/", allow_hosts="api.partner.com")
+
+    def test_schemes_and_ports_are_configurable(self) -> None:
+        """http can be allowed explicitly; allowed_ports narrows the ports."""
+        assert (
+            check_url("http://example.com/", ("http", "https"), resolver=public_resolver).port == 80
+        )
+        with pytest.raises(UnsafeURL) as caught:
+            check_url("https://example.com:8080/", allowed_ports=[443], resolver=public_resolver)
+        assert caught.value.reason == "port"
+
+    def test_resolve_false_skips_dns_but_not_literal_checks(self) -> None:
+        """Without resolution, names pass with no addresses; literals are still vetted."""
+        target = check_url("https://example.com/", resolve=False)
+        assert target.addresses == ()
+        with pytest.raises(UnsafeURL):
+            check_url("https://10.0.0.1/", resolve=False)
+        with pytest.raises(UnsafeURL):
+            check_url("https://localhost/", resolve=False)
+
+    def test_system_resolver_returns_addresses(self) -> None:
+        """The default resolver answers numeric hosts offline through getaddrinfo."""
+        assert "127.0.0.1" in system_resolver("127.0.0.1", 443)
 
 
-def test_system_resolver_returns_addresses() -> None:
-    """The default resolver answers numeric hosts offline through getaddrinfo."""
-    assert "127.0.0.1" in system_resolver("127.0.0.1", 443)
+class TestAuditAndProblems:
+    def test_refusals_are_audited_without_the_url(
+        self, audit_records: list[logging.LogRecord]
+    ) -> None:
+        """A refusal emits ssrf.blocked with the reason; the URL (and its query) is not logged."""
+        with pytest.raises(UnsafeURL):
+            check_url("https://10.0.0.1/cb?token=abc123secret", resolver=public_resolver)
+        record = audit_records[-1]
+        assert record.event == "ssrf.blocked"  # type: ignore[attr-defined]
+        assert record.reason == "private"  # type: ignore[attr-defined]
+        assert "abc123secret" not in repr(record.__dict__)
+
+    def test_problem_is_generic(self) -> None:
+        """The client problem does not say which internal address was hit."""
+        with pytest.raises(UnsafeURL) as caught:
+            check_url("https://10.0.0.1/")
+        body = caught.value.to_problem().to_json().decode()
+        assert "10.0.0.1" not in body
+        assert "private" not in body
 
 
-def test_refusals_are_audited_without_the_url(audit_records: list[logging.LogRecord]) -> None:
-    """A refusal emits ssrf.blocked with the reason; the URL (and its query) is not logged."""
-    with pytest.raises(UnsafeURL):
-        check_url("https://10.0.0.1/cb?token=abc123secret", resolver=public_resolver)
-    record = audit_records[-1]
-    assert record.event == "ssrf.blocked"  # type: ignore[attr-defined]
-    assert record.reason == "private"  # type: ignore[attr-defined]
-    assert "abc123secret" not in repr(record.__dict__)
+class TestClassifyIp:
+    @pytest.mark.parametrize(
+        ("address", "reason"),
+        [
+            ("127.0.0.1", "loopback"),
+            ("8.8.8.8", None),
+            ("::ffff:192.168.1.1", "private"),
+            ("2001:4860:4860::8888", None),
+            ("64:ff9b:1::1", "private"),
+            ("100::1", "reserved"),
+            ("fec0::1", "reserved"),
+            ("::2", "unspecified"),
+            ("4000::1", "reserved"),
+        ],
+    )
+    def test_classify_ip(self, address: str, reason: str | None) -> None:
+        """classify_ip names the reason an address is internal, or None for public ones."""
+        assert classify_ip(ipaddress.ip_address(address)) == reason
 
-
-def test_problem_is_generic() -> None:
-    """The client problem does not say which internal address was hit."""
-    with pytest.raises(UnsafeURL) as caught:
-        check_url("https://10.0.0.1/")
-    body = caught.value.to_problem().to_json().decode()
-    assert "10.0.0.1" not in body
-    assert "private" not in body
-
-
-@pytest.mark.parametrize(
-    ("address", "reason"),
-    [
-        ("127.0.0.1", "loopback"),
-        ("8.8.8.8", None),
-        ("::ffff:192.168.1.1", "private"),
-        ("2001:4860:4860::8888", None),
-        ("64:ff9b:1::1", "private"),
-        ("100::1", "reserved"),
-        ("fec0::1", "reserved"),
-        ("::2", "unspecified"),
-        ("4000::1", "reserved"),
-    ],
-)
-def test_classify_ip(address: str, reason: str | None) -> None:
-    """classify_ip names the reason an address is internal, or None for public ones."""
-    assert classify_ip(ipaddress.ip_address(address)) == reason
-
-
-@given(st.text(max_size=120))
-def test_arbitrary_strings_never_raise_anything_but_unsafe_url(text: str) -> None:
-    """Any string is either vetted or refused with UnsafeURL."""
-    for candidate in (text, "https://" + text):
-        try:
-            target = check_url(candidate, resolver=public_resolver)
-        except UnsafeURL:
-            continue
-        assert all(classify_ip(a) is None for a in target.addresses)
+    @given(st.text(max_size=120))
+    def test_arbitrary_strings_never_raise_anything_but_unsafe_url(self, text: str) -> None:
+        """Any string is either vetted or refused with UnsafeURL."""
+        for candidate in (text, "https://" + text):
+            try:
+                target = check_url(candidate, resolver=public_resolver)
+            except UnsafeURL:
+                continue
+            assert all(classify_ip(a) is None for a in target.addresses)
 
 
 def _whatwg_host(url: str) -> str | None:

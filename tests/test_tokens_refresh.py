@@ -64,19 +64,24 @@ class DictStore:
         with self.lock:
             entry = self.tokens.get(token_hash)
             if entry is None or entry[0].family_id != family_id:
-                return ConsumeResult(ConsumeStatus.UNKNOWN)
+                return ConsumeResult(status=ConsumeStatus.UNKNOWN)
             record, consumed = entry
             family = self.families[family_id]
             if family["revoked"]:
-                return ConsumeResult(ConsumeStatus.REVOKED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.REVOKED, subject=record.subject)
             if record.expires_at <= now:
-                return ConsumeResult(ConsumeStatus.EXPIRED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.EXPIRED, subject=record.subject)
             if consumed is not None:
                 return ConsumeResult(
-                    ConsumeStatus.REUSED, record.subject, family["claims"], consumed
+                    status=ConsumeStatus.REUSED,
+                    subject=record.subject,
+                    claims=family["claims"],
+                    consumed_at=consumed,
                 )
             self.tokens[token_hash] = (record, now)
-            return ConsumeResult(ConsumeStatus.OK, record.subject, family["claims"])
+            return ConsumeResult(
+                status=ConsumeStatus.OK, subject=record.subject, claims=family["claims"]
+            )
 
     def revoke_family(self, family_id: str) -> None:
         if family_id in self.families:
@@ -104,217 +109,205 @@ def service(store: RefreshTokenStore, clock: FakeClock) -> TokenService:
     return TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_ttl=3600)
 
 
-def test_custom_store_satisfies_the_protocol() -> None:
-    """The tiny store in this file is a RefreshTokenStore by structure."""
-    assert isinstance(DictStore(), RefreshTokenStore)
-    assert isinstance(MemoryRefreshTokenStore(), RefreshTokenStore)
+class TestRefreshRotation:
+    def test_custom_store_satisfies_the_protocol(self) -> None:
+        """The tiny store in this file is a RefreshTokenStore by structure."""
+        assert isinstance(DictStore(), RefreshTokenStore)
+        assert isinstance(MemoryRefreshTokenStore(), RefreshTokenStore)
 
+    def test_rotation_issues_a_new_pair_and_spends_the_old(self, service: TokenService) -> None:
+        """refresh() returns new tokens; the old refresh token is single-use."""
+        first = service.issue("alice", scope="read")
+        second = service.refresh(first.refresh_token)
+        assert second.refresh_token != first.refresh_token
+        assert second.access_token != first.access_token
+        assert service.verify(second.access_token)["scope"] == "read"  # claims carried over
+        third = service.refresh(second.refresh_token)
+        assert service.verify(third.access_token)["sub"] == "alice"
 
-def test_rotation_issues_a_new_pair_and_spends_the_old(service: TokenService) -> None:
-    """refresh() returns new tokens; the old refresh token is single-use."""
-    first = service.issue("alice", scope="read")
-    second = service.refresh(first.refresh_token)
-    assert second.refresh_token != first.refresh_token
-    assert second.access_token != first.access_token
-    assert service.verify(second.access_token)["scope"] == "read"  # claims carried over
-    third = service.refresh(second.refresh_token)
-    assert service.verify(third.access_token)["sub"] == "alice"
-
-
-def test_reuse_detection_revokes_the_whole_family(service: TokenService) -> None:
-    """Replaying a rotated token raises TokenReuseDetected and kills its descendants."""
-    first = service.issue("alice")
-    second = service.refresh(first.refresh_token)
-    with pytest.raises(TokenReuseDetected):
-        service.refresh(first.refresh_token)
-    with pytest.raises(RevokedToken):
-        service.refresh(second.refresh_token)  # the legitimate descendant dies too
-    with pytest.raises(RevokedToken):
-        service.refresh(first.refresh_token)
-
-
-def test_families_are_independent(service: TokenService) -> None:
-    """Reuse in one login session does not touch another session of the same user."""
-    laptop = service.issue("alice")
-    phone = service.issue("alice")
-    service.refresh(laptop.refresh_token)
-    with pytest.raises(TokenReuseDetected):
-        service.refresh(laptop.refresh_token)
-    assert service.refresh(phone.refresh_token).refresh_token
-
-
-def test_revoke_one_family(service: TokenService) -> None:
-    """revoke() logs one session out; unknown tokens are ignored; other sessions live."""
-    a = service.issue("alice")
-    b = service.issue("alice")
-    service.revoke(a.refresh_token)
-    with pytest.raises(RevokedToken):
-        service.refresh(a.refresh_token)
-    service.refresh(b.refresh_token)
-    service.revoke("rt_" + "A" * 22 + "." + "B" * 43)  # unknown: no error
-    with pytest.raises(InvalidToken):
-        service.revoke("garbage")
-
-
-def test_revoke_subject(service: TokenService) -> None:
-    """revoke_subject() ends every family of that subject and no one else's."""
-    a1, a2, bob = service.issue("alice"), service.issue("alice"), service.issue("bob")
-    service.revoke_subject("alice")
-    for pair in (a1, a2):
+    def test_reuse_detection_revokes_the_whole_family(self, service: TokenService) -> None:
+        """Replaying a rotated token raises TokenReuseDetected and kills its descendants."""
+        first = service.issue("alice")
+        second = service.refresh(first.refresh_token)
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(first.refresh_token)
         with pytest.raises(RevokedToken):
+            service.refresh(second.refresh_token)  # the legitimate descendant dies too
+        with pytest.raises(RevokedToken):
+            service.refresh(first.refresh_token)
+
+    def test_families_are_independent(self, service: TokenService) -> None:
+        """Reuse in one login session does not touch another session of the same user."""
+        laptop = service.issue("alice")
+        phone = service.issue("alice")
+        service.refresh(laptop.refresh_token)
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(laptop.refresh_token)
+        assert service.refresh(phone.refresh_token).refresh_token
+
+    def test_revoke_one_family(self, service: TokenService) -> None:
+        """revoke() logs one session out; unknown tokens are ignored; other sessions live."""
+        a = service.issue("alice")
+        b = service.issue("alice")
+        service.revoke(a.refresh_token)
+        with pytest.raises(RevokedToken):
+            service.refresh(a.refresh_token)
+        service.refresh(b.refresh_token)
+        service.revoke("rt_" + "A" * 22 + "." + "B" * 43)  # unknown: no error
+        with pytest.raises(InvalidToken):
+            service.revoke("garbage")
+
+    def test_revoke_subject(self, service: TokenService) -> None:
+        """revoke_subject() ends every family of that subject and no one else's."""
+        a1, a2, bob = service.issue("alice"), service.issue("alice"), service.issue("bob")
+        service.revoke_subject("alice")
+        for pair in (a1, a2):
+            with pytest.raises(RevokedToken):
+                service.refresh(pair.refresh_token)
+        service.refresh(bob.refresh_token)
+
+    def test_refresh_token_expiry(self, service: TokenService, clock: FakeClock) -> None:
+        """A refresh token is good until refresh_ttl; each rotation starts a new lifetime."""
+        pair = service.issue("alice")
+        clock.advance(3599)
+        pair = service.refresh(pair.refresh_token)
+        clock.advance(3599)
+        pair = service.refresh(pair.refresh_token)
+        clock.advance(3600)
+        with pytest.raises((ExpiredToken, InvalidToken)):
             service.refresh(pair.refresh_token)
-    service.refresh(bob.refresh_token)
 
-
-def test_refresh_token_expiry(service: TokenService, clock: FakeClock) -> None:
-    """A refresh token is good until refresh_ttl; each rotation starts a new lifetime."""
-    pair = service.issue("alice")
-    clock.advance(3599)
-    pair = service.refresh(pair.refresh_token)
-    clock.advance(3599)
-    pair = service.refresh(pair.refresh_token)
-    clock.advance(3600)
-    with pytest.raises((ExpiredToken, InvalidToken)):
-        service.refresh(pair.refresh_token)
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        "",
-        "rt_",
-        "rt_short.short",
-        "rt_" + "A" * 22 + "." + "B" * 42,
-        "xx_" + "A" * 22 + "." + "B" * 43,
-        "rt_" + "A" * 22 + "." + "B" * 43 + "\n",
-    ],
-)
-def test_malformed_refresh_tokens(service: TokenService, token: str) -> None:
-    """Anything not shaped like our refresh tokens is InvalidToken before the store."""
-    with pytest.raises(InvalidToken):
-        service.refresh(token)
-
-
-def test_unknown_and_forged_refresh_tokens(service: TokenService) -> None:
-    """A well-formed token the store never saw, or one moved to another family, is unknown."""
-    real = service.issue("alice").refresh_token
-    other = service.issue("bob").refresh_token
-    with pytest.raises(InvalidToken, match="unknown"):
-        service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
-    forged = "rt_" + other[3:25] + real[25:]  # bob's family, alice's secret
-    with pytest.raises(InvalidToken):
-        service.refresh(forged)
-
-
-def test_grace_interval_allows_an_immediate_retry(
-    store: RefreshTokenStore, clock: FakeClock
-) -> None:
-    """With refresh_grace, a retry within the grace gets a pair; after it, reuse is detected."""
-    service = TokenService(
-        KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_grace=10
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "",
+            "rt_",
+            "rt_short.short",
+            "rt_" + "A" * 22 + "." + "B" * 42,
+            "xx_" + "A" * 22 + "." + "B" * 43,
+            "rt_" + "A" * 22 + "." + "B" * 43 + "\n",
+        ],
     )
-    first = service.issue("alice")
-    service.refresh(first.refresh_token)
-    clock.advance(5)
-    assert service.refresh(first.refresh_token).access_token
-    clock.advance(6)
-    with pytest.raises(TokenReuseDetected):
-        service.refresh(first.refresh_token)
-
-
-def test_stores_hold_only_hashes(redis_client: redis.Redis, clock: FakeClock) -> None:
-    """The Redis keyspace and the memory store never contain the refresh token itself."""
-    memory = MemoryRefreshTokenStore(clock=clock)
-    for store in (memory, RedisRefreshTokenStore(redis_client, clock=clock)):
-        service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
-        token = service.issue("alice").refresh_token
-        secret_part = token.split(".")[1]
-        if store is memory:
-            dump = repr(memory._tokens) + repr(memory._families)
-        else:
-            dump = ""
-            for key in redis_client.scan_iter("*"):
-                dump += key.decode()
-                if redis_client.type(key) == b"hash":
-                    dump += repr(redis_client.hgetall(key))
-                elif redis_client.type(key) == b"set":
-                    dump += repr(redis_client.smembers(key))
-        assert secret_part not in dump
-        assert hashlib.sha256(token.encode()).hexdigest() in dump
-
-
-def test_redis_keys_expire_and_share_a_hash_tag(
-    redis_client: redis.Redis, clock: FakeClock
-) -> None:
-    """Token and family keys carry TTLs and the family hash tag (one Cluster slot)."""
-    service = TokenService(
-        KEY,
-        issuer=ISS,
-        audience=AUD,
-        clock=clock,
-        refresh_ttl=3600,
-        store=RedisRefreshTokenStore(redis_client, clock=clock),
-    )
-    token = service.issue("alice").refresh_token
-    family = token[3:25]
-    keys = [k.decode() for k in redis_client.scan_iter(f"apisec:rt:{{{family}}}*")]
-    assert len(keys) == 2
-    for key in keys:
-        assert f"{{{family}}}" in key
-        assert redis_client.pttl(key) > 0
-
-
-def test_memory_store_is_bounded(clock: FakeClock) -> None:
-    """Past max_tokens, expired entries and then the soonest-expiring ones are dropped."""
-    store = MemoryRefreshTokenStore(clock=clock, max_tokens=10)
-    service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
-    for i in range(25):
-        service.issue(f"user{i}")
-    assert len(store) <= 10
-
-
-def test_sixteen_threads_refreshing_one_token_on_redis(redis_server: RedisServer) -> None:
-    """Exactly one of 16 concurrent refreshes wins; the others see reuse or revocation."""
-    pool = redis.ConnectionPool(host=redis_server.host, port=redis_server.port, max_connections=32)
-    client = redis.Redis(connection_pool=pool)
-    client.flushdb()
-    service = TokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client))
-    token = service.issue("alice").refresh_token
-    barrier = threading.Barrier(16)
-
-    def attempt(_: int) -> str:
-        barrier.wait()
-        try:
+    def test_malformed_refresh_tokens(self, service: TokenService, token: str) -> None:
+        """Anything not shaped like our refresh tokens is InvalidToken before the store."""
+        with pytest.raises(InvalidToken):
             service.refresh(token)
-        except TokenReuseDetected:
-            return "reuse"
-        except RevokedToken:
-            return "revoked"
-        return "won"
 
-    with ThreadPoolExecutor(16) as executor:
-        outcomes = list(executor.map(attempt, range(16)))
-    assert outcomes.count("won") == 1
-    assert outcomes.count("reuse") + outcomes.count("revoked") == 15
-    client.close()
+    def test_unknown_and_forged_refresh_tokens(self, service: TokenService) -> None:
+        """A well-formed token the store never saw, or one moved to another family, is unknown."""
+        real = service.issue("alice").refresh_token
+        other = service.issue("bob").refresh_token
+        with pytest.raises(InvalidToken, match="unknown"):
+            service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
+        forged = "rt_" + other[3:25] + real[25:]  # bob's family, alice's secret
+        with pytest.raises(InvalidToken):
+            service.refresh(forged)
+
+    def test_grace_interval_allows_an_immediate_retry(
+        self, store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """With refresh_grace, a retry within the grace gets a pair; after it, reuse is detected."""
+        service = TokenService(
+            KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_grace=10
+        )
+        first = service.issue("alice")
+        service.refresh(first.refresh_token)
+        clock.advance(5)
+        assert service.refresh(first.refresh_token).access_token
+        clock.advance(6)
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(first.refresh_token)
 
 
-def test_store_failure_fails_closed() -> None:
-    """A dead Redis makes refresh raise StoreError (503) — never a silent pass."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+class TestStores:
+    def test_stores_hold_only_hashes(self, redis_client: redis.Redis, clock: FakeClock) -> None:
+        """The Redis keyspace and the memory store never contain the refresh token itself."""
+        memory = MemoryRefreshTokenStore(clock=clock)
+        for store in (memory, RedisRefreshTokenStore(redis_client, clock=clock)):
+            service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
+            token = service.issue("alice").refresh_token
+            secret_part = token.split(".")[1]
+            if store is memory:
+                dump = repr(memory._tokens) + repr(memory._families)
+            else:
+                dump = ""
+                for key in redis_client.scan_iter("*"):
+                    dump += key.decode()
+                    if redis_client.type(key) == b"hash":
+                        dump += repr(redis_client.hgetall(key))
+                    elif redis_client.type(key) == b"set":
+                        dump += repr(redis_client.smembers(key))
+            assert secret_part not in dump
+            assert hashlib.sha256(token.encode()).hexdigest() in dump
 
-    client = redis.Redis(
-        port=free_loopback_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
-    )
-    service = TokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client))
-    with pytest.raises(StoreError):
-        service.issue("alice")
-    with pytest.raises(StoreError):
-        service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
+    def test_redis_keys_expire_and_share_a_hash_tag(
+        self, redis_client: redis.Redis, clock: FakeClock
+    ) -> None:
+        """Token and family keys carry TTLs and the family hash tag (one Cluster slot)."""
+        service = TokenService(
+            KEY,
+            issuer=ISS,
+            audience=AUD,
+            clock=clock,
+            refresh_ttl=3600,
+            store=RedisRefreshTokenStore(redis_client, clock=clock),
+        )
+        token = service.issue("alice").refresh_token
+        family = token[3:25]
+        keys = [k.decode() for k in redis_client.scan_iter(f"apisec:rt:{{{family}}}*")]
+        assert len(keys) == 2
+        for key in keys:
+            assert f"{{{family}}}" in key
+            assert redis_client.pttl(key) > 0
 
+    def test_memory_store_is_bounded(self, clock: FakeClock) -> None:
+        """Past max_tokens, expired entries and then the soonest-expiring ones are dropped."""
+        store = MemoryRefreshTokenStore(clock=clock, max_tokens=10)
+        service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
+        for i in range(25):
+            service.issue(f"user{i}")
+        assert len(store) <= 10
 
-# --- asyncio ---------------------------------------------------------------------------
+    def test_sixteen_threads_refreshing_one_token_on_redis(self, redis_server: RedisServer) -> None:
+        """Exactly one of 16 concurrent refreshes wins; the others see reuse or revocation."""
+        pool = redis.ConnectionPool(
+            host=redis_server.host, port=redis_server.port, max_connections=32
+        )
+        client = redis.Redis(connection_pool=pool)
+        client.flushdb()
+        service = TokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client))
+        token = service.issue("alice").refresh_token
+        barrier = threading.Barrier(16)
+
+        def attempt(_: int) -> str:
+            barrier.wait()
+            try:
+                service.refresh(token)
+            except TokenReuseDetected:
+                return "reuse"
+            except RevokedToken:
+                return "revoked"
+            return "won"
+
+        with ThreadPoolExecutor(16) as executor:
+            outcomes = list(executor.map(attempt, range(16)))
+        assert outcomes.count("won") == 1
+        assert outcomes.count("reuse") + outcomes.count("revoked") == 15
+        client.close()
+
+    def test_store_failure_fails_closed(self) -> None:
+        """A dead Redis makes refresh raise StoreError (503) — never a silent pass."""
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        client = redis.Redis(
+            port=free_loopback_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
+        service = TokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client))
+        with pytest.raises(StoreError):
+            service.issue("alice")
+        with pytest.raises(StoreError):
+            service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -332,75 +325,81 @@ async def async_service(
         await client.aclose()
 
 
-async def test_async_rotation_and_reuse(async_service: AsyncTokenService) -> None:
-    """The async twin rotates, detects reuse and revokes like the sync one."""
-    first = await async_service.issue("alice", scope="x")
-    second = await async_service.refresh(first.refresh_token)
-    assert async_service.verify(second.access_token)["scope"] == "x"
-    with pytest.raises(TokenReuseDetected):
-        await async_service.refresh(first.refresh_token)
-    with pytest.raises(RevokedToken):
-        await async_service.refresh(second.refresh_token)
-    other = await async_service.issue("bob")
-    await async_service.revoke_subject("bob")
-    with pytest.raises(RevokedToken):
-        await async_service.refresh(other.refresh_token)
-    third = await async_service.issue("carol")
-    await async_service.revoke(third.refresh_token)
-    with pytest.raises(RevokedToken):
-        await async_service.refresh(third.refresh_token)
-
-
-async def test_asyncio_tasks_refreshing_one_token_on_redis(
-    async_redis_client: redis.asyncio.Redis,
-) -> None:
-    """Of 16 concurrent tasks presenting one token, exactly one wins."""
-    service = AsyncTokenService(
-        KEY, issuer=ISS, audience=AUD, store=AsyncRedisRefreshTokenStore(async_redis_client)
-    )
-    token = (await service.issue("alice")).refresh_token
-
-    async def attempt() -> str:
-        try:
-            await service.refresh(token)
-        except (TokenReuseDetected, RevokedToken):
-            return "lost"
-        return "won"
-
-    outcomes = await asyncio.gather(*(attempt() for _ in range(16)))
-    assert outcomes.count("won") == 1
-
-
-def test_sync_and_async_stores_are_not_mixed(redis_client: redis.Redis) -> None:
-    """Giving a sync service an async store (or the reverse) is a ConfigurationError."""
-    from apisec import ConfigurationError
-
-    async_store = AsyncRedisRefreshTokenStore(redis.asyncio.Redis())
-    with pytest.raises(ConfigurationError, match="AsyncTokenService"):
-        TokenService(KEY, issuer=ISS, audience=AUD, store=async_store)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="TokenService"):
-        AsyncTokenService(KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(redis_client))  # type: ignore[arg-type]
-
-
-def test_redis_cluster_store(redis_cluster: Any) -> None:
-    """On a real three-node cluster, rotation, reuse detection and revoke_subject work."""
-    client = redis_cluster.client()
-    try:
-        service = TokenService(
-            KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client, prefix="ct:")
-        )
-        pairs = [service.issue(f"user{i}") for i in range(12)]
-        rotated = [service.refresh(p.refresh_token) for p in pairs]
+class TestAsyncTwin:
+    async def test_async_rotation_and_reuse(self, async_service: AsyncTokenService) -> None:
+        """The async twin rotates, detects reuse and revokes like the sync one."""
+        first = await async_service.issue("alice", scope="x")
+        second = await async_service.refresh(first.refresh_token)
+        assert async_service.verify(second.access_token)["scope"] == "x"
         with pytest.raises(TokenReuseDetected):
-            service.refresh(pairs[0].refresh_token)
+            await async_service.refresh(first.refresh_token)
         with pytest.raises(RevokedToken):
-            service.refresh(rotated[0].refresh_token)
-        service.revoke_subject("user1")
+            await async_service.refresh(second.refresh_token)
+        other = await async_service.issue("bob")
+        await async_service.revoke_subject("bob")
         with pytest.raises(RevokedToken):
-            service.refresh(rotated[1].refresh_token)
-        assert service.refresh(rotated[2].refresh_token).access_token
-        families = {p.refresh_token[3:25] for p in pairs}
-        nodes = {client.get_node_from_key(f"ct:{{{f}}}:f").port for f in families}
-        assert len(nodes) > 1  # the families really live on different nodes
-    finally:
-        client.close()
+            await async_service.refresh(other.refresh_token)
+        third = await async_service.issue("carol")
+        await async_service.revoke(third.refresh_token)
+        with pytest.raises(RevokedToken):
+            await async_service.refresh(third.refresh_token)
+
+    async def test_asyncio_tasks_refreshing_one_token_on_redis(
+        self,
+        async_redis_client: redis.asyncio.Redis,
+    ) -> None:
+        """Of 16 concurrent tasks presenting one token, exactly one wins."""
+        service = AsyncTokenService(
+            KEY, issuer=ISS, audience=AUD, store=AsyncRedisRefreshTokenStore(async_redis_client)
+        )
+        token = (await service.issue("alice")).refresh_token
+
+        async def attempt() -> str:
+            try:
+                await service.refresh(token)
+            except (TokenReuseDetected, RevokedToken):
+                return "lost"
+            return "won"
+
+        outcomes = await asyncio.gather(*(attempt() for _ in range(16)))
+        assert outcomes.count("won") == 1
+
+    def test_sync_and_async_stores_are_not_mixed(self, redis_client: redis.Redis) -> None:
+        """Giving a sync service an async store (or the reverse) is a ConfigurationError."""
+        from apisec import ConfigurationError
+
+        async_store = AsyncRedisRefreshTokenStore(redis.asyncio.Redis())
+        with pytest.raises(ConfigurationError, match="AsyncTokenService"):
+            TokenService(KEY, issuer=ISS, audience=AUD, store=async_store)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="TokenService"):
+            AsyncTokenService(
+                KEY,
+                issuer=ISS,
+                audience=AUD,
+                store=RedisRefreshTokenStore(redis_client),  # type: ignore[arg-type]
+            )
+
+
+class TestRedisCluster:
+    def test_redis_cluster_store(self, redis_cluster: Any) -> None:
+        """On a real three-node cluster, rotation, reuse detection and revoke_subject work."""
+        client = redis_cluster.client()
+        try:
+            service = TokenService(
+                KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client, prefix="ct:")
+            )
+            pairs = [service.issue(f"user{i}") for i in range(12)]
+            rotated = [service.refresh(p.refresh_token) for p in pairs]
+            with pytest.raises(TokenReuseDetected):
+                service.refresh(pairs[0].refresh_token)
+            with pytest.raises(RevokedToken):
+                service.refresh(rotated[0].refresh_token)
+            service.revoke_subject("user1")
+            with pytest.raises(RevokedToken):
+                service.refresh(rotated[1].refresh_token)
+            assert service.refresh(rotated[2].refresh_token).access_token
+            families = {p.refresh_token[3:25] for p in pairs}
+            nodes = {client.get_node_from_key(f"ct:{{{f}}}:f").port for f in families}
+            assert len(nodes) > 1  # the families really live on different nodes
+        finally:
+            client.close()

@@ -11,6 +11,7 @@ from redis.retry import Retry
 from apisec import StoreError
 from apisec.testing import FakeClock
 from apisec.webhooks import (
+    AsyncWebhookVerifier,
     ReplayedWebhook,
     ReplayGuard,
     WebhookSigner,
@@ -47,16 +48,16 @@ def test_guard_keys_expire_after_the_replay_window(redis_client: redis.Redis) ->
 
 
 async def test_async_guard_refuses_replays(async_redis_client: redis.asyncio.Redis) -> None:
-    """The asyncio guard works through averify."""
+    """The asyncio guard works through AsyncWebhookVerifier."""
     clock = FakeClock()
     secret = generate_secret("stripe")
     headers = WebhookSigner(secret, "stripe", clock=clock).sign(BODY)
-    verifier = WebhookVerifier(
+    verifier = AsyncWebhookVerifier(
         secret, "stripe", clock=clock, replay_guard=AsyncRedisReplayGuard(async_redis_client)
     )
-    await verifier.averify(BODY, headers)
+    await verifier.verify(BODY, headers)
     with pytest.raises(ReplayedWebhook):
-        await verifier.averify(BODY, headers)
+        await verifier.verify(BODY, headers)
     assert len(await async_redis_client.keys("apisec:webhook:seen:stripe:*")) == 1
 
 

@@ -1,14 +1,15 @@
-"""ApiKeyService and AsyncApiKeyService: the key lifecycle, written once."""
+"""ApiKeyService and AsyncApiKeyService: the key lifecycle, written once as flows."""
 
 from __future__ import annotations
 
-import inspect
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from apisec import authz
+from apisec._async import InPlace, has_async_method
 from apisec._clock import Clock, Duration, seconds, wall_clock
 from apisec._flows import Flow, adrive, drive
 from apisec.apikeys._format import RANDOM_CHARS, check_prefix, generate_key_text, split_key
@@ -19,7 +20,16 @@ from apisec.apikeys._records import (
     InvalidApiKey,
     NewApiKey,
 )
-from apisec.apikeys._stores import ApiKeyStore, AsyncApiKeyStore, MemoryApiKeyStore
+from apisec.apikeys._stores import (
+    Add,
+    ApiKeyStore,
+    AsyncApiKeyStore,
+    Find,
+    Get,
+    ListByOwner,
+    MemoryApiKeyStore,
+    Update,
+)
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
 
@@ -28,6 +38,10 @@ __all__ = ["ApiKeyService", "AsyncApiKeyService", "require_scopes"]
 #: ``last_used_at`` is written at most this often per key, so authenticating stays a read.
 TOUCH_INTERVAL = 60.0
 _MAX_OWNER = 256
+
+T = TypeVar("T")
+#: A flow over the API key store (sync or async).
+_StoreFlow = Flow[ApiKeyStore, AsyncApiKeyStore, T]
 
 
 def require_scopes(record: ApiKeyRecord, *scopes: str) -> ApiKeyRecord:
@@ -56,7 +70,8 @@ class _ApiKeyCore:
         pepper: bytes | Peppers | None = None,
         default_prefix: str = "sk_live",
     ) -> None:
-        self._clock = clock
+        # time.time itself when no clock is injected: one call less per authentication.
+        self._clock = time.time if clock is wall_clock else clock
         self._pepper = _pepper(pepper)
         self.default_prefix = check_prefix(default_prefix)
 
@@ -70,7 +85,7 @@ class _ApiKeyCore:
         prefix: str | None,
         metadata: Mapping[str, Any] | None,
         expires_at: float | None = None,
-    ) -> Flow[NewApiKey]:
+    ) -> _StoreFlow[NewApiKey]:
         if not isinstance(owner, str) or not owner or len(owner) > _MAX_OWNER:
             raise ConfigurationError("owner must be a non-empty string of at most 256 characters")
         scope_list = [scopes] if isinstance(scopes, str) else list(scopes)
@@ -93,11 +108,11 @@ class _ApiKeyCore:
             expires_at=expires_at,
             metadata=dict(metadata or {}),
         )
-        yield ("add", record)
+        yield Add(record)
         emit(AuditEvent.API_KEY_CREATED, principal=record.id, owner=owner)
         return NewApiKey(plaintext=plaintext, record=record)
 
-    def _authenticate_flow(self, key: object) -> Flow[ApiKeyRecord]:
+    def _authenticate_flow(self, key: object) -> _StoreFlow[ApiKeyRecord]:
         now = self._clock()
         reason = None
         record: ApiKeyRecord | None = None
@@ -107,7 +122,7 @@ class _ApiKeyCore:
         else:
             hashes = hash_versions(key, self._pepper)
             for key_hash in hashes:
-                record = yield ("find", key_hash)
+                record = yield Find(key_hash)
                 if record is not None and same_hash(record.key_hash, key_hash):
                     break
                 record = None
@@ -127,23 +142,24 @@ class _ApiKeyCore:
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL:
             changes["last_used_at"] = now
         if changes:
-            updated: ApiKeyRecord | None = yield ("update", record.id, changes)
+            updated: ApiKeyRecord | None = yield Update(key_id=record.id, changes=changes)
             if updated is not None:
                 record = updated
             # Usage is reported with the throttled touch: once a minute per key at most.
             emit(AuditEvent.API_KEY_USED, principal=record.id)
         return record
 
-    def _revoke_flow(self, key_id: str) -> Flow[ApiKeyRecord]:
-        record: ApiKeyRecord | None = yield ("update", key_id, {"revoked_at": self._clock()})
+    def _revoke_flow(self, key_id: str) -> _StoreFlow[ApiKeyRecord]:
+        changes = {"revoked_at": self._clock()}
+        record: ApiKeyRecord | None = yield Update(key_id=key_id, changes=changes)
         if record is None:
             raise ApiKeyNotFound(f"no API key {key_id!r}")
         emit(AuditEvent.API_KEY_REVOKED, principal=key_id)
         return record
 
-    def _rotate_flow(self, key_id: str, grace: Duration) -> Flow[NewApiKey]:
+    def _rotate_flow(self, key_id: str, grace: Duration) -> _StoreFlow[NewApiKey]:
         grace_seconds = seconds(grace, name="grace", allow_zero=True)
-        old: ApiKeyRecord | None = yield ("get", key_id)
+        old: ApiKeyRecord | None = yield Get(key_id)
         now = self._clock()
         if old is None:
             raise ApiKeyNotFound(f"no API key {key_id!r}")
@@ -154,12 +170,12 @@ class _ApiKeyCore:
         )
         cutoff = now + grace_seconds
         if old.expires_at is None or old.expires_at > cutoff:
-            yield ("update", key_id, {"expires_at": cutoff})
+            yield Update(key_id=key_id, changes={"expires_at": cutoff})
         emit(AuditEvent.API_KEY_ROTATED, principal=key_id, replacement=new.record.id)
         return new
 
-    def _list_flow(self, owner: str) -> Flow[list[ApiKeyRecord]]:
-        records: list[ApiKeyRecord] = yield ("list", owner)
+    def _list_flow(self, owner: str) -> _StoreFlow[list[ApiKeyRecord]]:
+        records: list[ApiKeyRecord] = yield ListByOwner(owner)
         return records
 
 
@@ -189,7 +205,7 @@ class ApiKeyService(_ApiKeyCore):
     ) -> None:
         super().__init__(clock=clock, pepper=pepper, default_prefix=default_prefix)
         store = MemoryApiKeyStore() if store is None else store
-        if inspect.iscoroutinefunction(getattr(store, "find", None)):
+        if has_async_method(store, "find"):
             raise ConfigurationError("this store is async: use AsyncApiKeyService")
         self.store = store
 
@@ -209,6 +225,7 @@ class ApiKeyService(_ApiKeyCore):
         return drive(self._authenticate_flow(key), self.store)
 
     def revoke(self, key_id: str) -> ApiKeyRecord:
+        """Revoke a key at once; raises :class:`ApiKeyNotFound` for an unknown id."""
         return drive(self._revoke_flow(key_id), self.store)
 
     def rotate(self, key_id: str, grace: float | timedelta = 3600) -> NewApiKey:
@@ -216,22 +233,25 @@ class ApiKeyService(_ApiKeyCore):
         return drive(self._rotate_flow(key_id, grace), self.store)
 
     def list(self, owner: str) -> list[ApiKeyRecord]:
+        """Every key record of ``owner`` (revoked and expired ones included)."""
         return drive(self._list_flow(owner), self.store)
 
 
 class AsyncApiKeyService(_ApiKeyCore):
-    """The asyncio twin of :class:`ApiKeyService`."""
+    """The asyncio twin of :class:`ApiKeyService` (same arguments; in memory by default)."""
 
     def __init__(
         self,
-        store: AsyncApiKeyStore,
+        store: AsyncApiKeyStore | None = None,
         clock: Clock = wall_clock,
         *,
         pepper: bytes | Peppers | None = None,
         default_prefix: str = "sk_live",
     ) -> None:
         super().__init__(clock=clock, pepper=pepper, default_prefix=default_prefix)
-        if not inspect.iscoroutinefunction(getattr(store, "find", None)):
+        if store is None:
+            store = InPlace(MemoryApiKeyStore())
+        if not has_async_method(store, "find"):
             raise ConfigurationError("this store is synchronous: use ApiKeyService")
         self.store = store
 
@@ -243,18 +263,23 @@ class AsyncApiKeyService(_ApiKeyCore):
         prefix: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> NewApiKey:
+        """Same as :meth:`ApiKeyService.create`, awaiting the store."""
         return await adrive(
             self._create_flow(owner, scopes, expires_in, prefix, metadata), self.store
         )
 
     async def authenticate(self, key: str) -> ApiKeyRecord:
+        """Same as :meth:`ApiKeyService.authenticate`, awaiting the store."""
         return await adrive(self._authenticate_flow(key), self.store)
 
     async def revoke(self, key_id: str) -> ApiKeyRecord:
+        """Same as :meth:`ApiKeyService.revoke`, awaiting the store."""
         return await adrive(self._revoke_flow(key_id), self.store)
 
     async def rotate(self, key_id: str, grace: float | timedelta = 3600) -> NewApiKey:
+        """Same as :meth:`ApiKeyService.rotate`, awaiting the store."""
         return await adrive(self._rotate_flow(key_id, grace), self.store)
 
     async def list(self, owner: str) -> list[ApiKeyRecord]:
+        """Same as :meth:`ApiKeyService.list`, awaiting the store."""
         return await adrive(self._list_flow(owner), self.store)

@@ -60,6 +60,65 @@ class AsyncApiKeyStore(Protocol):
     async def list(self, owner: str) -> list[ApiKeyRecord]: ...
 
 
+# The store calls the key flows yield (apisec._flows): one per protocol method.
+
+
+@attrs.define
+class Add:
+    record: ApiKeyRecord
+
+    def run(self, store: ApiKeyStore) -> None:
+        store.add(self.record)
+
+    async def arun(self, store: AsyncApiKeyStore) -> None:
+        await store.add(self.record)
+
+
+@attrs.define
+class Get:
+    key_id: str
+
+    def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
+        return store.get(self.key_id)
+
+    async def arun(self, store: AsyncApiKeyStore) -> ApiKeyRecord | None:
+        return await store.get(self.key_id)
+
+
+@attrs.define
+class Find:
+    key_hash: str
+
+    def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
+        return store.find(self.key_hash)
+
+    async def arun(self, store: AsyncApiKeyStore) -> ApiKeyRecord | None:
+        return await store.find(self.key_hash)
+
+
+@attrs.define
+class Update:
+    key_id: str
+    changes: Mapping[str, Any]
+
+    def run(self, store: ApiKeyStore) -> ApiKeyRecord | None:
+        return store.update(self.key_id, self.changes)
+
+    async def arun(self, store: AsyncApiKeyStore) -> ApiKeyRecord | None:
+        return await store.update(self.key_id, self.changes)
+
+
+@attrs.define
+class ListByOwner:
+    owner: str
+
+    def run(self, store: ApiKeyStore) -> list[ApiKeyRecord]:
+        return store.list(self.owner)
+
+    async def arun(self, store: AsyncApiKeyStore) -> list[ApiKeyRecord]:
+        return await store.list(self.owner)
+
+
 def check_changes(changes: Mapping[str, Any]) -> None:
     unknown = set(changes) - MUTABLE_FIELDS
     if unknown:

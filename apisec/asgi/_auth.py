@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from typing import Any
 
 from apisec._adapter_core import AuthCore, proxies_or_default
+from apisec._async import resolved
 from apisec._types import ASGIApp, Receive, Scope, Send
+from apisec.apikeys import ApiKeyService, AsyncApiKeyService
 from apisec.asgi._base import client_of, getter, route_path, send_problem
 from apisec.audit import audit_context
 from apisec.authz import PRINCIPAL_KEY, Principal
@@ -59,7 +60,7 @@ class AuthMiddleware:
         app: ASGIApp,
         *,
         tokens: TokenService | AsyncTokenService | None = None,
-        keys: Any = None,
+        keys: ApiKeyService | AsyncApiKeyService | None = None,
         api_key_header: str = "X-API-Key",
         accept_bearer_keys: bool = False,
         exclude_paths: Iterable[str] = (),
@@ -70,7 +71,7 @@ class AuthMiddleware:
         proxies: TrustedProxies | None = None,
     ) -> None:
         self.app = app
-        self.core = AuthCore(
+        self.core: AuthCore[ApiKeyService | AsyncApiKeyService] = AuthCore(
             mode="asgi",
             tokens=tokens,
             keys=keys,
@@ -120,7 +121,9 @@ class AuthMiddleware:
 
 
 async def authenticate(
-    core: AuthCore, scope: Scope, kinds: Container[str] = ("token", "api_key")
+    core: AuthCore[ApiKeyService | AsyncApiKeyService],
+    scope: Scope,
+    kinds: Container[str] = ("token", "api_key"),
 ) -> Principal | None:
     """The principal of the request's one credential; None when it carries none of ``kinds``.
 
@@ -133,24 +136,62 @@ async def authenticate(
     if credential is None or credential[0] not in kinds:
         return None
     kind, value = credential
-    if kind == "token":
+    if kind == "token" or core.keys is None:  # API keys come only with a key service
         return core.verify_token(value)
-    if core.keys_async:
-        return Principal.from_api_key(await core.keys.authenticate(value))
-    return Principal.from_api_key(core.keys.authenticate(value))
+    return Principal.from_api_key(await resolved(core.keys.authenticate(value)))
 
 
 class BearerAuthMiddleware(AuthMiddleware):
-    """:class:`AuthMiddleware` for bearer access tokens only."""
+    """:class:`AuthMiddleware` for bearer access tokens only (same options)."""
 
     def __init__(
-        self, app: ASGIApp, tokens: TokenService | AsyncTokenService, **options: Any
+        self,
+        app: ASGIApp,
+        tokens: TokenService | AsyncTokenService,
+        *,
+        exclude_paths: Iterable[str] = (),
+        scopes: Mapping[str, Sequence[str]] | None = None,
+        allow_query_token: bool = False,
+        realm: str = "api",
+        websocket: bool = False,
+        proxies: TrustedProxies | None = None,
     ) -> None:
-        super().__init__(app, tokens=tokens, **options)
+        super().__init__(
+            app,
+            tokens=tokens,
+            exclude_paths=exclude_paths,
+            scopes=scopes,
+            allow_query_token=allow_query_token,
+            realm=realm,
+            websocket=websocket,
+            proxies=proxies,
+        )
 
 
 class ApiKeyAuthMiddleware(AuthMiddleware):
-    """:class:`AuthMiddleware` for API keys only (``X-API-Key`` by default)."""
+    """:class:`AuthMiddleware` for API keys only, in ``header`` (same options)."""
 
-    def __init__(self, app: ASGIApp, keys: Any, header: str = "X-API-Key", **options: Any) -> None:
-        super().__init__(app, keys=keys, api_key_header=header, **options)
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: ApiKeyService | AsyncApiKeyService,
+        header: str = "X-API-Key",
+        *,
+        accept_bearer_keys: bool = False,
+        exclude_paths: Iterable[str] = (),
+        scopes: Mapping[str, Sequence[str]] | None = None,
+        realm: str = "api",
+        websocket: bool = False,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
+        super().__init__(
+            app,
+            keys=keys,
+            api_key_header=header,
+            accept_bearer_keys=accept_bearer_keys,
+            exclude_paths=exclude_paths,
+            scopes=scopes,
+            realm=realm,
+            websocket=websocket,
+            proxies=proxies,
+        )

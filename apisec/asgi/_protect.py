@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from apisec._types import ASGIApp
+from apisec.apikeys import ApiKeyService, AsyncApiKeyService
 from apisec.asgi._auth import AuthMiddleware
 from apisec.asgi._body import BodyLimitMiddleware
 from apisec.asgi._cors import CORSMiddleware
@@ -14,14 +14,13 @@ from apisec.asgi._https import HTTPSRedirectMiddleware
 from apisec.asgi._oauth import TokenEndpoint
 from apisec.asgi._problems import ProblemDetailsMiddleware
 from apisec.asgi._ratelimit import RateLimitMiddleware
-from apisec.asgi._webhooks import WebhookMiddleware
+from apisec.asgi._webhooks import Verifier, WebhookMiddleware
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
 from apisec.cors import CorsPolicy
 from apisec.headers import RouteLifecycles, SecurityHeaders
 from apisec.oauth import AsyncClientCredentialsEndpoint, ClientCredentialsEndpoint
 from apisec.ratelimit import AsyncRateLimiter, RateLimiter
 from apisec.tokens import AsyncTokenService, TokenService
-from apisec.webhooks import WebhookVerifier
 
 __all__ = ["protect"]
 
@@ -30,7 +29,7 @@ def protect(
     app: ASGIApp,
     *,
     tokens: TokenService | AsyncTokenService | None = None,
-    keys: Any = None,
+    keys: ApiKeyService | AsyncApiKeyService | None = None,
     api_key_header: str = "X-API-Key",
     accept_bearer_keys: bool = False,
     scopes: Mapping[str, Sequence[str]] | None = None,
@@ -42,7 +41,7 @@ def protect(
     client_limiter: RateLimiter | AsyncRateLimiter | None = None,
     principal_limiter: RateLimiter | AsyncRateLimiter | None = None,
     max_body: int | None = 1 << 20,
-    webhooks: Mapping[str, WebhookVerifier] | None = None,
+    webhooks: Mapping[str, Verifier] | None = None,
     token_endpoint: AsyncClientCredentialsEndpoint | ClientCredentialsEndpoint | None = None,
     token_path: str = "/oauth/token",  # noqa: S107 - a path, not a password
     https: bool = False,

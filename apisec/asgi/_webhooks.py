@@ -8,12 +8,26 @@ from apisec._http import PathRules, check_limit
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
 from apisec.asgi._base import route_path, send_problem
 from apisec.errors import ApiSecError, ConfigurationError, PayloadTooLarge
-from apisec.webhooks import WebhookVerifier
+from apisec.webhooks import AsyncWebhookVerifier, WebhookVerifier
+from apisec.webhooks._headers import HeadersLike
 
 __all__ = ["WebhookMiddleware", "read_body", "verified_body"]
 
 #: Where the verified body is left for the app: ``scope["state"][WEBHOOK_BODY_KEY]``.
 WEBHOOK_BODY_KEY = "apisec.webhook_body"
+
+
+#: What the ASGI side verifies with: the async twin, or a sync verifier (its guard
+#: then runs in a worker thread, as the async twin runs a sync guard).
+Verifier = AsyncWebhookVerifier | WebhookVerifier
+
+
+async def verify_async(verifier: Verifier, body: bytes, headers: HeadersLike) -> None:
+    """Verify with the async twin, or a sync verifier whose replay guard runs off the loop."""
+    if isinstance(verifier, AsyncWebhookVerifier):
+        await verifier.verify(body, headers)
+    else:
+        await verifier._verify_async(body, headers)
 
 
 class ClientDisconnected(Exception):
@@ -38,7 +52,7 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
 
 
 async def verified_body(
-    scope: Scope, receive: Receive, verifier: WebhookVerifier, max_bytes: int = 1 << 20
+    scope: Scope, receive: Receive, verifier: Verifier, max_bytes: int = 1 << 20
 ) -> bytes:
     """Read the raw body once and verify it; return the very bytes that were signed.
 
@@ -46,7 +60,7 @@ async def verified_body(
     ``PayloadTooLarge``.
     """
     body = await read_body(receive, max_bytes)
-    await verifier.averify(body, scope.get("headers") or [])
+    await verify_async(verifier, body, scope.get("headers") or [])
     return body
 
 
@@ -73,21 +87,25 @@ class WebhookMiddleware:
 
     Args:
         app: the ASGI application.
-        verifiers: a verifier per path (``{"/webhooks/stripe": stripe_verifier}``).
+        verifiers: an :class:`~apisec.webhooks.AsyncWebhookVerifier` per path
+            (``{"/webhooks/stripe": stripe_verifier}``); a ``WebhookVerifier``
+            works too, its replay guard run in a worker thread.
         max_bytes: the body cap while reading.
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        verifiers: Mapping[str, WebhookVerifier],
+        verifiers: Mapping[str, Verifier],
         *,
         max_bytes: int = 1 << 20,
     ) -> None:
-        if not verifiers or not all(isinstance(v, WebhookVerifier) for v in verifiers.values()):
+        if not verifiers or not all(
+            isinstance(v, (AsyncWebhookVerifier, WebhookVerifier)) for v in verifiers.values()
+        ):
             raise ConfigurationError("verifiers maps paths to WebhookVerifier objects")
         self.app = app
-        self.routes: PathRules[WebhookVerifier] = PathRules(verifiers)
+        self.routes: PathRules[Verifier] = PathRules(verifiers)
         self.max_bytes = check_limit(max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,7 +119,7 @@ class WebhookMiddleware:
         try:
             body = await read_body(receive, self.max_bytes)
             for verifier in matched:  # a path read two ways needs both senders' signatures
-                await verifier.averify(body, scope.get("headers") or [])
+                await verify_async(verifier, body, scope.get("headers") or [])
         except ClientDisconnected:
             return
         except ApiSecError as exc:

@@ -92,6 +92,19 @@ class _Request:
     used_basic: bool
 
 
+@attrs.define
+class _Authenticate:
+    """The endpoint's one I/O: the client secret checked by the clients' key service."""
+
+    secret: str = attrs.field(repr=False)
+
+    def run(self, clients: ApiKeyService) -> ApiKeyRecord:
+        return clients.authenticate(self.secret)
+
+    async def arun(self, clients: AsyncApiKeyService) -> ApiKeyRecord:
+        return await clients.authenticate(self.secret)
+
+
 def _json(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
@@ -308,27 +321,27 @@ class _EndpointCore:
         method: str,
         headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
         body: bytes,
-    ) -> Flow[TokenResponse]:
-        """The whole exchange; its one store call is yielded to the sync or async driver."""
+    ) -> Flow[ApiKeyService, AsyncApiKeyService, TokenResponse]:
+        """The whole exchange; its one I/O, the secret's check, goes to the sync or async driver."""
         request: _Request | None = None
         try:
             request = self._prepare(method, headers, body)
-            record: ApiKeyRecord | None = yield ("_authenticate", request.secret, request.client_id)
-            if record is None:
-                raise self._invalid_client(request.used_basic, "secret")
+            try:
+                record: ApiKeyRecord = yield _Authenticate(request.secret)
+            except InvalidApiKey:
+                raise self._invalid_client(request.used_basic, "secret") from None
+            except StoreError as exc:  # a 503 for the adapter; audited here, as a refusal is
+                emit(
+                    AuditEvent.OAUTH_TOKEN_DENIED,
+                    principal=request.client_id,
+                    reason="store_error",
+                    cause=exc.message[:120],
+                    status=exc.status,
+                )
+                raise
             return self._grant(request, record)
         except _Refusal as refusal:
             return self._refused(refusal, None if request is None else request.client_id)
-
-
-def _store_failed(client_id: str, exc: StoreError) -> None:
-    emit(
-        AuditEvent.OAUTH_TOKEN_DENIED,
-        principal=client_id,
-        reason="store_error",
-        cause=exc.message[:120],
-        status=exc.status,
-    )
 
 
 def _same(a: str, b: str) -> bool:
@@ -395,16 +408,7 @@ class ClientCredentialsEndpoint(_EndpointCore):
         Raises:
             StoreError: the client store failed (a 503 for the adapter to render).
         """
-        return drive(self._flow(method, headers, body), self)
-
-    def _authenticate(self, secret: str, client_id: str) -> ApiKeyRecord | None:
-        try:
-            return self.clients.authenticate(secret)
-        except InvalidApiKey:
-            return None
-        except StoreError as exc:
-            _store_failed(client_id, exc)
-            raise
+        return drive(self._flow(method, headers, body), self.clients)
 
 
 class AsyncClientCredentialsEndpoint(_EndpointCore):
@@ -441,13 +445,4 @@ class AsyncClientCredentialsEndpoint(_EndpointCore):
         body: bytes,
     ) -> TokenResponse:
         """Answer one token request (see :meth:`ClientCredentialsEndpoint.handle`)."""
-        return await adrive(self._flow(method, headers, body), self)
-
-    async def _authenticate(self, secret: str, client_id: str) -> ApiKeyRecord | None:
-        try:
-            return await self.clients.authenticate(secret)
-        except InvalidApiKey:
-            return None
-        except StoreError as exc:
-            _store_failed(client_id, exc)
-            raise
+        return await adrive(self._flow(method, headers, body), self.clients)

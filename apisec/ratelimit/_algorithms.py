@@ -13,6 +13,7 @@ import bisect
 import math
 from typing import ClassVar, NamedTuple
 
+from apisec._fastpath import tuple_builder
 from apisec.errors import ConfigurationError
 
 __all__ = [
@@ -49,7 +50,8 @@ class Outcome(NamedTuple):
     queue_delay: float | None = None
 
 
-_new = tuple.__new__
+#: Outcome(...) by keyword at the cost of a positional build (apisec._fastpath).
+_build_outcome = tuple_builder(Outcome)
 
 
 def _positive(value: object, name: str, *, integer: bool = False) -> float:
@@ -170,11 +172,17 @@ class FixedWindow(_Windowed):
         reset_after = start + self.window - now
         if count + cost <= self.limit:
             count += cost
-            return (start, count), _new(
-                Outcome, (True, int(self.limit - count), reset_after, None, None)
+            return (start, count), _build_outcome(
+                allowed=True,
+                remaining=int(self.limit - count),
+                reset_after=reset_after,
+                retry_after=None,
             )
-        return None, _new(
-            Outcome, (False, int(self.limit - count), reset_after, _up(reset_after), None)
+        return None, _build_outcome(
+            allowed=False,
+            remaining=int(self.limit - count),
+            reset_after=reset_after,
+            retry_after=_up(reset_after),
         )
 
 
@@ -200,13 +208,21 @@ class SlidingWindow(_Windowed):
                     live = (*live[:position], *([now] * cost), *live[position:])
             remaining = self.limit - len(live)
             reset_after = live[-1] + self.window - now if live else 0.0
-            return live, _new(Outcome, (True, remaining, max(reset_after, 0.0), None, None))
+            return live, _build_outcome(
+                allowed=True,
+                remaining=remaining,
+                reset_after=max(reset_after, 0.0),
+                retry_after=None,
+            )
         # The (excess)-th oldest entry must leave before this hit fits.
         excess = len(live) + cost - self.limit
         retry_after = live[excess - 1] + self.window - now
         reset_after = live[-1] + self.window - now
-        return None, Outcome(
-            False, self.limit - len(live), max(reset_after, 0.0), _up(max(retry_after, 0.0))
+        return None, _build_outcome(
+            allowed=False,
+            remaining=self.limit - len(live),
+            reset_after=max(reset_after, 0.0),
+            retry_after=_up(max(retry_after, 0.0)),
         )
 
 
@@ -232,7 +248,12 @@ class SlidingWindowRelease(Algorithm):
         log = state or ()
         live = log[bisect.bisect_right(log, now - self.window) + cost :]
         reset_after = max(live[-1] + self.window - now, 0.0) if live else 0.0
-        return live, Outcome(True, self.limit - len(live), reset_after, None)
+        return live, _build_outcome(
+            allowed=True,
+            remaining=self.limit - len(live),
+            reset_after=reset_after,
+            retry_after=None,
+        )
 
 
 class TokenBucket(_Bucket):
@@ -257,10 +278,20 @@ class TokenBucket(_Bucket):
         if tokens >= cost:
             tokens -= cost
             reset_after = (self.capacity - tokens) / self.refill_rate
-            return (tokens, now), _new(Outcome, (True, math.floor(tokens), reset_after, None, None))
+            return (tokens, now), _build_outcome(
+                allowed=True,
+                remaining=math.floor(tokens),
+                reset_after=reset_after,
+                retry_after=None,
+            )
         retry_after = _up((cost - tokens) / self.refill_rate)
         reset_after = (self.capacity - tokens) / self.refill_rate
-        return None, _new(Outcome, (False, math.floor(tokens), reset_after, retry_after, None))
+        return None, _build_outcome(
+            allowed=False,
+            remaining=math.floor(tokens),
+            reset_after=reset_after,
+            retry_after=retry_after,
+        )
 
 
 class LeakyBucket(_Bucket):
@@ -286,12 +317,22 @@ class LeakyBucket(_Bucket):
         if level + cost <= self.capacity:
             level += cost
             remaining = math.floor(self.capacity - level)
-            return (level, now), _new(
-                Outcome, (True, remaining, level / self.leak_rate, None, delay)
+            return (level, now), _build_outcome(
+                allowed=True,
+                remaining=remaining,
+                reset_after=level / self.leak_rate,
+                retry_after=None,
+                queue_delay=delay,
             )
         retry_after = _up((level + cost - self.capacity) / self.leak_rate)
         remaining = math.floor(self.capacity - level)
-        return None, _new(Outcome, (False, remaining, level / self.leak_rate, retry_after, delay))
+        return None, _build_outcome(
+            allowed=False,
+            remaining=remaining,
+            reset_after=level / self.leak_rate,
+            retry_after=retry_after,
+            queue_delay=delay,
+        )
 
 
 class SlidingWindowCounter(_Windowed):
@@ -323,13 +364,18 @@ class SlidingWindowCounter(_Windowed):
             current += cost
             remaining = math.floor(self.limit - (previous * weight + current))
             reset_after = self._keep(start, now, current, previous)
-            return (start, current, previous), _new(
-                Outcome, (True, remaining, reset_after, None, None)
+            return (start, current, previous), _build_outcome(
+                allowed=True, remaining=remaining, reset_after=reset_after, retry_after=None
             )
         retry_after = self._retry_after(start, now, current, previous, cost)
         reset_after = self._keep(start, now, current, previous)
         remaining = max(math.floor(self.limit - estimate), 0)
-        return None, _new(Outcome, (False, remaining, reset_after, _up(retry_after), None))
+        return None, _build_outcome(
+            allowed=False,
+            remaining=remaining,
+            reset_after=reset_after,
+            retry_after=_up(retry_after),
+        )
 
     def _keep(self, start: float, now: float, current: float, previous: float) -> float:
         """Until when the counts still weigh: this window's count decays over the next one."""
@@ -356,12 +402,16 @@ class SlidingWindowCounter(_Windowed):
         return next_start + window - (self.limit - cost) * window / current
 
 
-def peek_outcome(algorithm: Algorithm, state: State | None, now: float) -> Outcome:
+def peek_build_outcome(algorithm: Algorithm, state: State | None, now: float) -> Outcome:
     """What a unit hit would get now, with the remaining quota as it stands."""
     _, current = algorithm.evaluate(state, now, 0)
     _, unit = algorithm.evaluate(state, now, 1)
-    return Outcome(
-        unit.allowed, current.remaining, current.reset_after, unit.retry_after, current.queue_delay
+    return _build_outcome(
+        allowed=unit.allowed,
+        remaining=current.remaining,
+        reset_after=current.reset_after,
+        retry_after=unit.retry_after,
+        queue_delay=current.queue_delay,
     )
 
 
@@ -380,7 +430,7 @@ def apply_requests(
     request refused by one limit never consumes another.
     """
     if peek:
-        outcomes = [peek_outcome(a, s, now) for a, s in zip(algorithms, states, strict=True)]
+        outcomes = [peek_build_outcome(a, s, now) for a, s in zip(algorithms, states, strict=True)]
         return [None] * len(outcomes), outcomes
     results = [a.evaluate(s, now, c) for a, s, c in zip(algorithms, states, costs, strict=True)]
     outcomes = [outcome for _, outcome in results]

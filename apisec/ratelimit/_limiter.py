@@ -1,13 +1,21 @@
-"""RateLimiter and AsyncRateLimiter: one logic, the store call is the only twin."""
+"""RateLimiter and AsyncRateLimiter: one logic, the store call is the only twin.
+
+A decision through the store's ``evaluate`` is one flow (:mod:`apisec._flows`)
+driven by either twin. A one-limit ``hit`` over a store with ``evaluate_one``
+takes the fast path instead: the only code the twins repeat, one store call
+each (see ``docs/architecture.md``).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Generic, Literal, Protocol, TypeVar
 
+from apisec._async import InPlace, has_async_method
 from apisec._clock import Clock, wall_clock
+from apisec._fastpath import tuple_builder
+from apisec._flows import Flow, adrive, drive
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError, StoreError
 from apisec.ratelimit._algorithms import (
@@ -23,9 +31,12 @@ from apisec.ratelimit._decision import (
     check_reset_format,
 )
 from apisec.ratelimit._store import (
+    AsyncOneLimitStore,
     AsyncRateLimitStore,
+    Evaluate,
     LimitRequest,
     MemoryStore,
+    OneLimitStore,
     RateLimitStore,
 )
 
@@ -42,7 +53,28 @@ _MAX_KEY = 200
 _HASHED = "h:"
 _KIND = {1: "f", 2: "s", 3: "t", 4: "l", 5: "c"}
 _KEY_CACHE = 4096
-_new = tuple.__new__
+#: LimitRequest(...) by keyword at the cost of a positional build (apisec._fastpath).
+_build_request = tuple_builder(LimitRequest)
+
+
+class _OneDecision(Protocol):
+    """A one-limit limiter's Decision builder: its limit's fields bound (apisec._fastpath)."""
+
+    def __call__(
+        self,
+        *,
+        allowed: bool,
+        remaining: int,
+        reset_after: float,
+        retry_after: float | None,
+        queue_delay: float | None,
+        decided_at: float | None,
+    ) -> Decision: ...
+
+
+#: A store's ``evaluate_one``, bound (sync or async).
+EvaluateOne = Callable[[str, Algorithm, int, "float | None"], Outcome]
+AsyncEvaluateOne = Callable[[str, Algorithm, int, "float | None"], Awaitable[Outcome]]
 
 
 def _algorithms(value: Algorithm | Sequence[Algorithm]) -> tuple[Algorithm, ...]:
@@ -84,9 +116,20 @@ class _LimiterCore:
             self._stamp = getattr(store, "clock", None) or wall_clock
         self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
         self._key_cache: dict[str, list[str]] = {}
-        first = self.algorithms[0]
+        first = self._algorithm = self.algorithms[0]
+        self._one_policy = first.policy
         self._quota = min(a.quota for a in self.algorithms)
-        self._first = (first.quota, first.policy, first.window, self._policies, self.reset_format)
+        # Made once, like structlog's _make_stamper: the fast path's Decision,
+        # by keyword, with the fields that never change bound.
+        self._one_decision: _OneDecision = tuple_builder(
+            Decision,
+            limit=first.quota,
+            policy=first.policy,
+            window=first.window,
+            policies=self._policies,
+            degraded=False,
+            reset_format=self.reset_format,
+        )
 
     def _keys(self, key: str) -> list[str]:
         cached = self._key_cache.get(key) if type(key) is str else None
@@ -125,7 +168,7 @@ class _LimiterCore:
         for algorithm in self.algorithms:
             algorithm.check_cost(cost)
         return [
-            LimitRequest(store_key, algorithm, cost)
+            _build_request(key=store_key, algorithm=algorithm, cost=cost)
             for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True)
         ]
 
@@ -135,7 +178,8 @@ class _LimiterCore:
         for store_key, algorithm in zip(self._keys(key), self.algorithms, strict=True):
             if not isinstance(algorithm, SlidingWindow):
                 raise ConfigurationError("only sliding-window limits can give units back")
-            releases.append(LimitRequest(store_key, SlidingWindowRelease(algorithm), cost))
+            release = SlidingWindowRelease(algorithm)
+            releases.append(LimitRequest(key=store_key, algorithm=release, cost=cost))
         return releases
 
     def _now(self) -> float | None:
@@ -181,34 +225,24 @@ class _LimiterCore:
         return decision
 
     def _single_decision(self, outcome: Outcome, key: str, now: float | None) -> Decision:
-        """The decision of a one-limit limiter, built without the generic combination.
+        """The decision of a one-limit limiter, without the generic combination (the fast path).
 
-        The one place that builds a :class:`Decision` positionally (the hot
-        path); ``tests/test_ratelimit_api.py`` pins it field by field against
-        the keyword-built decision, so a new field cannot shift silently.
+        ``tests/test_ratelimit_reset_formats.py`` pins it field by field
+        against the generic decision.
         """
-        quota, policy, window, policies, reset_format = self._first
         if now is None and self._stamp is not None:
             now = self._stamp()
-        decision: Decision = _new(
-            Decision,
-            (
-                outcome[0],
-                quota,
-                outcome[1],
-                outcome[2],
-                outcome[3],
-                policy,
-                window,
-                policies,
-                outcome[4],
-                False,
-                reset_format,
-                now,
-            ),
+        allowed = outcome.allowed
+        decision = self._one_decision(
+            allowed=allowed,
+            remaining=outcome.remaining,
+            reset_after=outcome.reset_after,
+            retry_after=outcome.retry_after,
+            queue_delay=outcome.queue_delay,
+            decided_at=now,
         )
-        if not outcome[0]:
-            emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=policy)
+        if not allowed:
+            emit(AuditEvent.RATE_LIMIT_DENIED, principal=key, reason=self._one_policy)
         return decision
 
     def _degraded(self, exc: StoreError, now: float | None) -> Decision:
@@ -233,6 +267,18 @@ class _LimiterCore:
             reset_format=self.reset_format,
             decided_at=self._decided_at(now),
         )
+
+    def _evaluate_flow(
+        self, key: str, cost: int, peek: bool
+    ) -> Flow[RateLimitStore, AsyncRateLimitStore, Decision]:
+        """A decision through the store's ``evaluate``: every limit, all-or-nothing."""
+        requests = self._requests(key, cost)
+        now = self._now()
+        try:
+            outcomes: list[Outcome] = yield Evaluate(requests=requests, now=now, peek=peek)
+        except StoreError as exc:
+            return self._degraded(exc, now)
+        return self._decision(outcomes, key, peek, now)
 
     def check(self, decision: Decision) -> Decision:
         """Raise :class:`RateLimitExceeded` for a denied decision; return it otherwise."""
@@ -285,39 +331,35 @@ class RateLimiter(_LimiterCore):
             reset_format=reset_format,
             store=store,
         )
-        if inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
+        if has_async_method(store, "evaluate"):
             raise ConfigurationError("this store is async: use AsyncRateLimiter")
         self.store = store
-        self._one = _single_path(store, self.algorithms)
+        self._one: EvaluateOne | None = (
+            store.evaluate_one
+            if len(self.algorithms) == 1 and isinstance(store, OneLimitStore)
+            else None
+        )
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Spend ``cost`` units for ``key`` if every limit allows it."""
         one = self._one
-        if one is not None and type(cost) is int and 0 <= cost <= self._quota:
-            clock = self._clock
-            now = None if clock is None else clock()
-            try:
-                outcome = one(self._keys(key)[0], self.algorithms[0], cost, now)
-            except StoreError as exc:
-                return self._degraded(exc, now)
-            return self._single_decision(outcome, key, now)
-        requests = self._requests(key, cost)
-        now = self._now()
+        if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
+            return drive(self._evaluate_flow(key, cost, False), self.store)
+        # The fast path: one limit, the store's evaluate_one (docs/architecture.md).
+        keys = self._key_cache.get(key) if type(key) is str else None
+        if keys is None:
+            keys = self._keys(key)
+        clock = self._clock
+        now = None if clock is None else clock()
         try:
-            outcomes = self.store.evaluate(requests, now, False)
+            outcome = one(keys[0], self._algorithm, cost, now)
         except StoreError as exc:
             return self._degraded(exc, now)
-        return self._decision(outcomes, key, False, now)
+        return self._single_decision(outcome, key, now)
 
     def peek(self, key: str) -> Decision:
         """The decision a unit hit would get, without spending anything."""
-        requests = self._requests(key, 1)
-        now = self._now()
-        try:
-            outcomes = self.store.evaluate(requests, now, True)
-        except StoreError as exc:
-            return self._degraded(exc, now)
-        return self._decision(outcomes, key, True, now)
+        return drive(self._evaluate_flow(key, 1, True), self.store)
 
     def reset(self, key: str) -> None:
         """Forget everything about ``key``."""
@@ -342,7 +384,7 @@ class AsyncRateLimiter(_LimiterCore):
         reset_format: ResetFormat = "delta",
     ) -> None:
         if store is None:
-            store = _AsyncMemoryStore(MemoryStore())
+            store = InPlace(MemoryStore())
         super().__init__(
             algorithm,
             prefix=prefix,
@@ -351,80 +393,75 @@ class AsyncRateLimiter(_LimiterCore):
             reset_format=reset_format,
             store=store,
         )
-        if not inspect.iscoroutinefunction(getattr(store, "evaluate", None)):
+        if not has_async_method(store, "evaluate"):
             raise ConfigurationError("this store is synchronous: use RateLimiter")
         self.store = store
-        self._one = _single_path(store, self.algorithms)
+        self._one: AsyncEvaluateOne | None = (
+            store.evaluate_one
+            if len(self.algorithms) == 1 and isinstance(store, AsyncOneLimitStore)
+            else None
+        )
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
+        """Same as :meth:`RateLimiter.hit`, awaiting the store."""
         one = self._one
-        if one is not None and type(cost) is int and 0 <= cost <= self._quota:
-            clock = self._clock
-            now = None if clock is None else clock()
-            try:
-                outcome = await one(self._keys(key)[0], self.algorithms[0], cost, now)
-            except StoreError as exc:
-                return self._degraded(exc, now)
-            return self._single_decision(outcome, key, now)
-        requests = self._requests(key, cost)
-        now = self._now()
+        if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
+            return await adrive(self._evaluate_flow(key, cost, False), self.store)
+        # The fast path: one limit, the store's evaluate_one (docs/architecture.md).
+        keys = self._key_cache.get(key) if type(key) is str else None
+        if keys is None:
+            keys = self._keys(key)
+        clock = self._clock
+        now = None if clock is None else clock()
         try:
-            outcomes = await self.store.evaluate(requests, now, False)
+            outcome = await one(keys[0], self._algorithm, cost, now)
         except StoreError as exc:
             return self._degraded(exc, now)
-        return self._decision(outcomes, key, False, now)
+        return self._single_decision(outcome, key, now)
 
     async def peek(self, key: str) -> Decision:
-        requests = self._requests(key, 1)
-        now = self._now()
-        try:
-            outcomes = await self.store.evaluate(requests, now, True)
-        except StoreError as exc:
-            return self._degraded(exc, now)
-        return self._decision(outcomes, key, True, now)
+        """Same as :meth:`RateLimiter.peek`, awaiting the store."""
+        return await adrive(self._evaluate_flow(key, 1, True), self.store)
 
     async def reset(self, key: str) -> None:
+        """Same as :meth:`RateLimiter.reset`, awaiting the store."""
         await self.store.clear(self._keys(key))
 
     async def _release(self, key: str, cost: int = 1) -> None:
+        """Same as :meth:`RateLimiter._release`, awaiting the store."""
         await self.store.evaluate(self._release_requests(key, cost), self._now(), False)
 
 
-class _AsyncMemoryStore:
-    """Async face of the memory store (it never blocks on I/O)."""
-
-    def __init__(self, inner: MemoryStore) -> None:
-        self.inner = inner
-        self.clock = inner.clock
-
-    async def evaluate(
-        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
-    ) -> list[Outcome]:
-        return self.inner.evaluate(requests, now, peek)
-
-    async def clear(self, keys: Sequence[str]) -> None:
-        self.inner.clear(keys)
+L = TypeVar("L")
 
 
-def _single_path(store: object, algorithms: tuple[Algorithm, ...]) -> Any:
-    """A store's optional one-limit shortcut, ``evaluate_one(key, algorithm, cost, now)``."""
-    return getattr(store, "evaluate_one", None) if len(algorithms) == 1 else None
+class _TieredCore(Generic[L]):
+    """One limiter per tier over one shared store, shared by both twins."""
+
+    def __init__(
+        self,
+        tiers: Mapping[str, Algorithm | Sequence[Algorithm]],
+        prefix: str,
+        make: Callable[[Algorithm | Sequence[Algorithm], str], L],
+    ) -> None:
+        if not tiers:
+            raise ConfigurationError("give at least one tier")
+        limiters: dict[str, L] = {}
+        for tier, algorithms in tiers.items():
+            if not isinstance(tier, str) or not tier or "{" in tier or "}" in tier or ":" in tier:
+                raise ConfigurationError(f"invalid tier name {tier!r}")
+            limiters[tier] = make(algorithms, f"{prefix}:{tier}")
+        self.limiters: dict[str, L] = limiters
+
+    def limiter(self, tier: str) -> L:
+        """The limiter of ``tier`` (``ConfigurationError`` for an unknown tier)."""
+        try:
+            return self.limiters[tier]
+        except KeyError:
+            raise ConfigurationError(f"unknown tier {tier!r}") from None
 
 
-def _tier_limiters(
-    tiers: Mapping[str, Algorithm | Sequence[Algorithm]], factory: Any, prefix: str
-) -> dict[str, Any]:
-    if not tiers:
-        raise ConfigurationError("give at least one tier")
-    limiters = {}
-    for tier, algorithms in tiers.items():
-        if not isinstance(tier, str) or not tier or "{" in tier or "}" in tier or ":" in tier:
-            raise ConfigurationError(f"invalid tier name {tier!r}")
-        limiters[tier] = factory(algorithms, f"{prefix}:{tier}")
-    return limiters
-
-
-class TieredRateLimiter:
+class TieredRateLimiter(_TieredCore[RateLimiter]):
     """Different limits per plan: ``hit(key, tier="pro")``.
 
     >>> from apisec.ratelimit import FixedWindow
@@ -445,8 +482,9 @@ class TieredRateLimiter:
         reset_format: ResetFormat = "delta",
     ) -> None:
         shared = MemoryStore() if store is None else store
-        self.limiters: dict[str, RateLimiter] = _tier_limiters(
+        super().__init__(
             tiers,
+            prefix,
             lambda algorithms, tier_prefix: RateLimiter(
                 algorithms,
                 shared,
@@ -455,23 +493,18 @@ class TieredRateLimiter:
                 on_store_error=on_store_error,
                 reset_format=reset_format,
             ),
-            prefix,
         )
 
-    def limiter(self, tier: str) -> RateLimiter:
-        try:
-            return self.limiters[tier]
-        except KeyError:
-            raise ConfigurationError(f"unknown tier {tier!r}") from None
-
     def hit(self, key: str, tier: str, cost: int = 1) -> Decision:
+        """:meth:`RateLimiter.hit` with the limits of ``tier``."""
         return self.limiter(tier).hit(key, cost)
 
     def peek(self, key: str, tier: str) -> Decision:
+        """:meth:`RateLimiter.peek` with the limits of ``tier``."""
         return self.limiter(tier).peek(key)
 
 
-class AsyncTieredRateLimiter:
+class AsyncTieredRateLimiter(_TieredCore[AsyncRateLimiter]):
     """The asyncio twin of :class:`TieredRateLimiter`."""
 
     def __init__(
@@ -484,9 +517,10 @@ class AsyncTieredRateLimiter:
         on_store_error: OnStoreError = "raise",
         reset_format: ResetFormat = "delta",
     ) -> None:
-        shared = _AsyncMemoryStore(MemoryStore()) if store is None else store
-        self.limiters: dict[str, AsyncRateLimiter] = _tier_limiters(
+        shared: AsyncRateLimitStore = InPlace(MemoryStore()) if store is None else store
+        super().__init__(
             tiers,
+            prefix,
             lambda algorithms, tier_prefix: AsyncRateLimiter(
                 algorithms,
                 shared,
@@ -495,17 +529,12 @@ class AsyncTieredRateLimiter:
                 on_store_error=on_store_error,
                 reset_format=reset_format,
             ),
-            prefix,
         )
 
-    def limiter(self, tier: str) -> AsyncRateLimiter:
-        try:
-            return self.limiters[tier]
-        except KeyError:
-            raise ConfigurationError(f"unknown tier {tier!r}") from None
-
     async def hit(self, key: str, tier: str, cost: int = 1) -> Decision:
+        """Same as :meth:`TieredRateLimiter.hit`, awaiting the store."""
         return await self.limiter(tier).hit(key, cost)
 
     async def peek(self, key: str, tier: str) -> Decision:
+        """Same as :meth:`TieredRateLimiter.peek`, awaiting the store."""
         return await self.limiter(tier).peek(key)

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
+import attrs
+
 from apisec._clock import Clock, wall_clock
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
@@ -60,7 +62,45 @@ class AsyncRateLimitStore(Protocol):
     async def clear(self, keys: Sequence[str]) -> None: ...
 
 
+@runtime_checkable
+class OneLimitStore(Protocol):
+    """A store's optional one-limit shortcut, used by limiters with a single limit.
+
+    ``evaluate_one(key, algorithm, cost, now)`` is :meth:`RateLimitStore.evaluate`
+    for one request, without the lists (the memory and Redis stores offer it).
+    """
+
+    def evaluate_one(
+        self, key: str, algorithm: Algorithm, cost: int, now: float | None
+    ) -> Outcome: ...
+
+
+@runtime_checkable
+class AsyncOneLimitStore(Protocol):
+    """The asyncio twin of :class:`OneLimitStore`."""
+
+    async def evaluate_one(
+        self, key: str, algorithm: Algorithm, cost: int, now: float | None
+    ) -> Outcome: ...
+
+
+@attrs.define
+class Evaluate:
+    """The store call the limiter's flow yields (apisec._flows)."""
+
+    requests: Sequence[LimitRequest]
+    now: float | None
+    peek: bool
+
+    def run(self, store: RateLimitStore) -> list[Outcome]:
+        return store.evaluate(self.requests, self.now, self.peek)
+
+    async def arun(self, store: AsyncRateLimitStore) -> list[Outcome]:
+        return await store.evaluate(self.requests, self.now, self.peek)
+
+
 _STRIPES = 64
+_STRIPE_MASK = _STRIPES - 1
 
 
 class MemoryStore:
@@ -107,7 +147,7 @@ class MemoryStore:
     @staticmethod
     def _stripe(key: str) -> int:
         # str hashes are cached on the object, so this costs almost nothing.
-        return hash(key) & (_STRIPES - 1)
+        return hash(key) & _STRIPE_MASK
 
     def evaluate_one(self, key: str, algorithm: Algorithm, cost: int, now: float | None) -> Outcome:
         """:meth:`evaluate` for one request (same semantics, no lists): the hot path.
@@ -119,15 +159,17 @@ class MemoryStore:
         data = self._data
         if len(data) >= self._max and key not in data and not self._room(now):
             return self._refused(now)
-        new_keys = 0
-        with self._locks[self._stripe(key)]:
+        fresh = False
+        # _stripe() and _put() written out: this is the limiters' fast path.
+        with self._locks[hash(key) & _STRIPE_MASK]:
             entry = data.get(key)
             state = entry[0] if entry is not None and entry[1] > now else None
             new_state, outcome = algorithm.evaluate(state, now, cost)
             if new_state is not None:
-                new_keys = self._put(key, new_state, now + outcome.reset_after)
-        if new_keys:
-            self._grew(new_keys, now)
+                fresh = entry is None
+                data[key] = (new_state, now + outcome.reset_after)
+        if fresh:
+            self._grew(1, now)
         return outcome
 
     def _put(self, key: str, state: State, expires: float) -> int:
@@ -215,7 +257,7 @@ class MemoryStore:
 
     def _refused(self, now: float) -> Outcome:
         wait = max(self._closed_until - now, 1e-6)
-        return Outcome(False, 0, wait, _up(wait))
+        return Outcome(allowed=False, remaining=0, reset_after=wait, retry_after=_up(wait))
 
     def _sweep(self, now: float) -> None:
         """Evict the keys whose debt has cleared (expired states), and only those.

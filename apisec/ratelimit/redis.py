@@ -248,11 +248,11 @@ def _outcomes(reply: bytes | str) -> list[Outcome]:
         delay = float(fields[i + 4])
         outcomes.append(
             Outcome(
-                fields[i] in (b"1", "1"),
-                int(float(fields[i + 1])),
-                float(fields[i + 2]),
-                None if retry < 0 else retry,
-                None if delay < 0 else delay,
+                allowed=fields[i] in (b"1", "1"),
+                remaining=int(float(fields[i + 1])),
+                reset_after=float(fields[i + 2]),
+                retry_after=None if retry < 0 else retry,
+                queue_delay=None if delay < 0 else delay,
             )
         )
     return outcomes

@@ -1,8 +1,9 @@
 """TokenService and AsyncTokenService: one logic, two drivers.
 
-Every operation that touches the store is written once as a generator that
-yields store calls (``("consume", family_id, token_hash, now)``) and
-receives their results; :class:`TokenService` drives it with a sync store,
+Every operation that touches the store is written once as a flow
+(:mod:`apisec._flows`) that yields typed store calls
+(``Consume(family_id=..., token_hash=..., now=...)``) and receives their
+results; :class:`TokenService` drives it with a sync store,
 :class:`AsyncTokenService` with an async one. Verification needs no store
 and is the same plain method on both.
 """
@@ -10,18 +11,18 @@ and is the same plain method on both.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 import attrs
 
 from apisec import _b64
+from apisec._async import InPlace, has_async_method
 from apisec._clock import Clock, seconds, wall_clock
 from apisec._flows import Flow, adrive, drive
 from apisec.audit import AuditEvent, emit
@@ -30,12 +31,17 @@ from apisec.tokens import _jws
 from apisec.tokens._errors import ExpiredToken, InvalidToken, RevokedToken, TokenReuseDetected
 from apisec.tokens._keys import KeyRing, SigningKey, check_header
 from apisec.tokens._stores import (
+    Add,
     AsyncRefreshTokenStore,
+    Consume,
     ConsumeResult,
     ConsumeStatus,
+    Get,
     MemoryRefreshTokenStore,
     RefreshRecord,
     RefreshTokenStore,
+    RevokeFamily,
+    RevokeSubject,
 )
 
 __all__ = ["AccessToken", "AsyncTokenService", "Claims", "TokenPair", "TokenService"]
@@ -45,6 +51,10 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 DEFAULT_REFRESH_TTL = 14 * 24 * 3600
 _REFRESH_TOKEN = re.compile(r"rt_([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
 _MAX_SUBJECT = 256
+
+T = TypeVar("T")
+#: A flow over the refresh-token store (sync or async).
+_StoreFlow = Flow[RefreshTokenStore, AsyncRefreshTokenStore, T]
 
 
 @attrs.frozen
@@ -304,12 +314,12 @@ class _TokenCore:
         )
         return pair, record
 
-    def _issue_flow(self, subject: str, claims: Mapping[str, Any]) -> Flow[TokenPair]:
+    def _issue_flow(self, subject: str, claims: Mapping[str, Any]) -> _StoreFlow[TokenPair]:
         self._check_claims_in(subject, claims)
         now = self._clock()
         family_id = _b64.encode(secrets.token_bytes(16))
         pair, record = self._pair(subject, claims, family_id, now)
-        yield ("add", record)
+        yield Add(record)
         emit(AuditEvent.TOKEN_ISSUED, principal=subject)
         return pair
 
@@ -322,11 +332,13 @@ class _TokenCore:
             raise InvalidToken("malformed refresh token")
         return match.group(1), _hash(token)
 
-    def _refresh_flow(self, refresh_token: str) -> Flow[TokenPair]:
+    def _refresh_flow(self, refresh_token: str) -> _StoreFlow[TokenPair]:
         try:
             family_id, token_hash = self._parse_refresh(refresh_token)
             now = self._clock()
-            result: ConsumeResult = yield ("consume", family_id, token_hash, now)
+            result: ConsumeResult = yield Consume(
+                family_id=family_id, token_hash=token_hash, now=now
+            )
             status = result.status
             if status is ConsumeStatus.REUSED:
                 within_grace = (
@@ -335,7 +347,7 @@ class _TokenCore:
                     and now - result.consumed_at <= self.refresh_grace
                 )
                 if not within_grace:
-                    yield ("revoke_family", family_id)
+                    yield RevokeFamily(family_id)
                     emit(
                         AuditEvent.TOKEN_REUSE_DETECTED,
                         principal=result.subject,
@@ -355,29 +367,25 @@ class _TokenCore:
         if result.subject is None:
             raise InvalidToken("the store returned no subject for a consumed token")
         pair, record = self._pair(result.subject, result.claims, family_id, now)
-        yield ("add", record)
+        yield Add(record)
         emit(AuditEvent.TOKEN_REFRESHED, principal=result.subject)
         return pair
 
-    def _revoke_flow(self, refresh_token: str) -> Flow[None]:
+    def _revoke_flow(self, refresh_token: str) -> _StoreFlow[None]:
         family_id, token_hash = self._parse_refresh(refresh_token)
-        record: RefreshRecord | None = yield ("get", family_id, token_hash)
+        record: RefreshRecord | None = yield Get(family_id=family_id, token_hash=token_hash)
         if record is None:
             return None  # unknown or expired: nothing to revoke (RFC 7009 section 2.2)
-        yield ("revoke_family", family_id)
+        yield RevokeFamily(family_id)
         emit(AuditEvent.TOKEN_REVOKED, principal=record.subject, scope="family")
         return None
 
-    def _revoke_subject_flow(self, subject: str) -> Flow[None]:
+    def _revoke_subject_flow(self, subject: str) -> _StoreFlow[None]:
         if not isinstance(subject, str) or not subject:
             raise ConfigurationError("subject must be a non-empty string")
-        yield ("revoke_subject", subject)
+        yield RevokeSubject(subject)
         emit(AuditEvent.TOKEN_REVOKED, principal=subject, scope="subject")
         return None
-
-
-def _is_async_store(store: object) -> bool:
-    return inspect.iscoroutinefunction(getattr(store, "consume", None))
 
 
 class TokenService(_TokenCore):
@@ -409,13 +417,25 @@ class TokenService(_TokenCore):
         store: RefreshTokenStore | None = None,
         clock: Clock = wall_clock,
         leeway: float | timedelta = 0,
-        **options: Any,
+        *,
+        max_token_bytes: int = _jws.DEFAULT_MAX_TOKEN_BYTES,
+        required_claims: Sequence[str] = (),
+        refresh_grace: float | timedelta = 0,
     ) -> None:
         super().__init__(
-            keys, issuer, audience, access_ttl, refresh_ttl, clock=clock, leeway=leeway, **options
+            keys,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+            clock=clock,
+            leeway=leeway,
+            max_token_bytes=max_token_bytes,
+            required_claims=required_claims,
+            refresh_grace=refresh_grace,
         )
         store = MemoryRefreshTokenStore(clock=clock) if store is None else store
-        if _is_async_store(store):
+        if has_async_method(store, "consume"):
             raise ConfigurationError("this store is async: use AsyncTokenService")
         self.store = store
 
@@ -454,47 +474,41 @@ class AsyncTokenService(_TokenCore):
         store: AsyncRefreshTokenStore | None = None,
         clock: Clock = wall_clock,
         leeway: float | timedelta = 0,
-        **options: Any,
+        *,
+        max_token_bytes: int = _jws.DEFAULT_MAX_TOKEN_BYTES,
+        required_claims: Sequence[str] = (),
+        refresh_grace: float | timedelta = 0,
     ) -> None:
         super().__init__(
-            keys, issuer, audience, access_ttl, refresh_ttl, clock=clock, leeway=leeway, **options
+            keys,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+            clock=clock,
+            leeway=leeway,
+            max_token_bytes=max_token_bytes,
+            required_claims=required_claims,
+            refresh_grace=refresh_grace,
         )
         if store is None:
-            store = _AsyncMemoryStore(MemoryRefreshTokenStore(clock=clock))
-        if not _is_async_store(store):
+            store = InPlace(MemoryRefreshTokenStore(clock=clock))
+        if not has_async_method(store, "consume"):
             raise ConfigurationError("this store is synchronous: use TokenService")
         self.store = store
 
     async def issue(self, subject: str, **claims: Any) -> TokenPair:
+        """Same as :meth:`TokenService.issue`, awaiting the store."""
         return await adrive(self._issue_flow(subject, claims), self.store)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
+        """Same as :meth:`TokenService.refresh`, awaiting the store."""
         return await adrive(self._refresh_flow(refresh_token), self.store)
 
     async def revoke(self, refresh_token: str) -> None:
+        """Same as :meth:`TokenService.revoke`, awaiting the store."""
         await adrive(self._revoke_flow(refresh_token), self.store)
 
     async def revoke_subject(self, subject: str) -> None:
+        """Same as :meth:`TokenService.revoke_subject`, awaiting the store."""
         await adrive(self._revoke_subject_flow(subject), self.store)
-
-
-class _AsyncMemoryStore:
-    """Async face of the memory store (its operations never block)."""
-
-    def __init__(self, inner: MemoryRefreshTokenStore) -> None:
-        self.inner = inner
-
-    async def add(self, record: RefreshRecord) -> None:
-        self.inner.add(record)
-
-    async def get(self, family_id: str, token_hash: str) -> RefreshRecord | None:
-        return self.inner.get(family_id, token_hash)
-
-    async def consume(self, family_id: str, token_hash: str, now: float) -> ConsumeResult:
-        return self.inner.consume(family_id, token_hash, now)
-
-    async def revoke_family(self, family_id: str) -> None:
-        self.inner.revoke_family(family_id)
-
-    async def revoke_subject(self, subject: str) -> None:
-        self.inner.revoke_subject(subject)

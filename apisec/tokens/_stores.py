@@ -96,6 +96,67 @@ class AsyncRefreshTokenStore(Protocol):
     async def revoke_subject(self, subject: str) -> None: ...
 
 
+# The store calls the token flows yield (apisec._flows): one per protocol method.
+
+
+@attrs.define
+class Add:
+    record: RefreshRecord
+
+    def run(self, store: RefreshTokenStore) -> None:
+        store.add(self.record)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> None:
+        await store.add(self.record)
+
+
+@attrs.define
+class Get:
+    family_id: str
+    token_hash: str
+
+    def run(self, store: RefreshTokenStore) -> RefreshRecord | None:
+        return store.get(self.family_id, self.token_hash)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> RefreshRecord | None:
+        return await store.get(self.family_id, self.token_hash)
+
+
+@attrs.define
+class Consume:
+    family_id: str
+    token_hash: str
+    now: float
+
+    def run(self, store: RefreshTokenStore) -> ConsumeResult:
+        return store.consume(self.family_id, self.token_hash, self.now)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> ConsumeResult:
+        return await store.consume(self.family_id, self.token_hash, self.now)
+
+
+@attrs.define
+class RevokeFamily:
+    family_id: str
+
+    def run(self, store: RefreshTokenStore) -> None:
+        store.revoke_family(self.family_id)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> None:
+        await store.revoke_family(self.family_id)
+
+
+@attrs.define
+class RevokeSubject:
+    subject: str
+
+    def run(self, store: RefreshTokenStore) -> None:
+        store.revoke_subject(self.subject)
+
+    async def arun(self, store: AsyncRefreshTokenStore) -> None:
+        await store.revoke_subject(self.subject)
+
+
 @attrs.define
 class _Entry:
     record: RefreshRecord
@@ -159,19 +220,24 @@ class MemoryRefreshTokenStore:
         with self._lock:
             entry = self._tokens.get(token_hash)
             if entry is None or entry.record.family_id != family_id:
-                return ConsumeResult(ConsumeStatus.UNKNOWN)
+                return ConsumeResult(status=ConsumeStatus.UNKNOWN)
             family = self._families.get(family_id)
             record = entry.record
             if family is None or family.revoked:
-                return ConsumeResult(ConsumeStatus.REVOKED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.REVOKED, subject=record.subject)
             if record.expires_at <= now:
-                return ConsumeResult(ConsumeStatus.EXPIRED, record.subject)
+                return ConsumeResult(status=ConsumeStatus.EXPIRED, subject=record.subject)
             if entry.consumed_at is not None:
                 return ConsumeResult(
-                    ConsumeStatus.REUSED, record.subject, family.claims, entry.consumed_at
+                    status=ConsumeStatus.REUSED,
+                    subject=record.subject,
+                    claims=family.claims,
+                    consumed_at=entry.consumed_at,
                 )
             entry.consumed_at = now
-            return ConsumeResult(ConsumeStatus.OK, record.subject, family.claims)
+            return ConsumeResult(
+                status=ConsumeStatus.OK, subject=record.subject, claims=family.claims
+            )
 
     def revoke_family(self, family_id: str) -> None:
         with self._lock:

@@ -112,7 +112,7 @@ class _Keys:
         subject = _text(reply[1]) if len(reply) > 1 and reply[1] else None
         claims = json.loads(_text(reply[2])) if len(reply) > 2 and reply[2] else {}
         consumed_at = int(_text(reply[3])) / 1000 if len(reply) > 3 and reply[3] else None
-        return ConsumeResult(status, subject, claims, consumed_at)
+        return ConsumeResult(status=status, subject=subject, claims=claims, consumed_at=consumed_at)
 
     @staticmethod
     def record(

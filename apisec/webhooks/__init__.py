@@ -20,7 +20,8 @@ Schemes:
 * ``"hmac-sha256"`` — ``X-Webhook-Timestamp`` and ``X-Webhook-Signature: v1=<hex>``
   over ``"{timestamp}.{body}"``.
 
-Redis replay guards live in :mod:`apisec.webhooks.redis`.
+In asyncio code use :class:`AsyncWebhookVerifier`, whose ``verify`` is
+awaited. Redis replay guards live in :mod:`apisec.webhooks.redis`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from apisec.webhooks._errors import (
 )
 from apisec.webhooks._keys import generate_keypair, generate_secret
 from apisec.webhooks._replay import AsyncReplayGuard, MemoryReplayGuard, ReplayGuard
-from apisec.webhooks._service import WebhookSigner, WebhookVerifier
+from apisec.webhooks._service import AsyncWebhookVerifier, WebhookSigner, WebhookVerifier
 
 if TYPE_CHECKING:
     from apisec.webhooks.redis import AsyncRedisReplayGuard, RedisReplayGuard
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncRedisReplayGuard",
     "AsyncReplayGuard",
+    "AsyncWebhookVerifier",
     "InvalidSignature",
     "MalformedHeader",
     "MemoryReplayGuard",

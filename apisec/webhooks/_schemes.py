@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 
+from apisec._fastpath import tuple_builder
 from apisec.webhooks import _headers
 from apisec.webhooks._errors import InvalidSignature, MalformedHeader
 from apisec.webhooks._keys import KeySet
@@ -33,6 +34,10 @@ class Delivery(NamedTuple):
     signatures: tuple[tuple[str, str], ...]
     #: The signed content is ``prefix + body``.
     prefix: bytes
+
+
+#: Delivery(...) by keyword at the cost of a positional build (apisec._fastpath).
+_build_delivery = tuple_builder(Delivery)
 
 
 def _mac(base: hmac.HMAC, prefix: bytes, body: bytes) -> bytes:
@@ -108,7 +113,12 @@ class StandardScheme(Scheme):
                 signatures.append((version, value))
         if not signatures:
             raise MalformedHeader("webhook-signature holds no 'version,signature' entry")
-        return Delivery(msg_id, timestamp, tuple(signatures), f"{msg_id}.{ts_text}.".encode())
+        return _build_delivery(
+            msg_id=msg_id,
+            timestamp=timestamp,
+            signatures=tuple(signatures),
+            prefix=f"{msg_id}.{ts_text}.".encode(),
+        )
 
     def matches(self, keys: KeySet, delivery: Delivery, body: bytes) -> bool:
         prefix = delivery.prefix
@@ -186,7 +196,12 @@ class StripeScheme(Scheme):
         if not any(version == "v1" for version, _ in signatures):
             # Only v1 counts: a header with v0 (or anything else) alone never passes.
             raise InvalidSignature("Stripe-Signature has no v1 signature")
-        return Delivery(None, timestamp, tuple(signatures), f"{ts_text}.".encode())
+        return _build_delivery(
+            msg_id=None,
+            timestamp=timestamp,
+            signatures=tuple(signatures),
+            prefix=f"{ts_text}.".encode(),
+        )
 
     def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
         prefix = f"{timestamp}.".encode()
@@ -212,7 +227,9 @@ class GitHubScheme(Scheme):
             signatures.append(("sha256", value))
         delivery = found.get("x-github-delivery")
         msg_id = _headers.message_id(delivery, "x-github-delivery") if delivery else None
-        return Delivery(msg_id, None, tuple(signatures), b"")
+        return _build_delivery(
+            msg_id=msg_id, timestamp=None, signatures=tuple(signatures), prefix=b""
+        )
 
     def matches(self, keys: KeySet, delivery: Delivery, body: bytes) -> bool:
         return _hex_matches(keys, delivery, body, "sha256")
@@ -251,7 +268,12 @@ class HmacSha256Scheme(Scheme):
             raise InvalidSignature("X-Webhook-Signature has no v1 signature")
         raw_id = found.get("x-webhook-id")
         msg_id = _headers.message_id(raw_id, "x-webhook-id") if raw_id else None
-        return Delivery(msg_id, timestamp, tuple(signatures), f"{ts_text}.".encode())
+        return _build_delivery(
+            msg_id=msg_id,
+            timestamp=timestamp,
+            signatures=tuple(signatures),
+            prefix=f"{ts_text}.".encode(),
+        )
 
     def sign(self, keys: KeySet, body: bytes, msg_id: str | None, timestamp: int) -> dict[str, str]:
         prefix = f"{timestamp}.".encode()

@@ -1,16 +1,17 @@
-"""WebhookSigner and WebhookVerifier: the public face of the schemes."""
+"""WebhookSigner, WebhookVerifier and AsyncWebhookVerifier: the public face of the schemes."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import math
 import secrets
 import time
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
+from apisec._async import has_async_method, resolved
 from apisec._clock import Clock, Duration, seconds, wall_clock
 from apisec.audit import AuditEvent, emit
 from apisec.errors import ConfigurationError
@@ -27,7 +28,7 @@ from apisec.webhooks._keys import SecretLike, parse_keys
 from apisec.webhooks._replay import AsyncReplayGuard, MemoryReplayGuard, ReplayGuard
 from apisec.webhooks._schemes import SCHEMES, Delivery, Scheme
 
-__all__ = ["WebhookSigner", "WebhookVerifier"]
+__all__ = ["AsyncWebhookVerifier", "WebhookSigner", "WebhookVerifier"]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_UNTIMED_REPLAY_TTL = 24 * 3600.0
@@ -106,27 +107,8 @@ class WebhookSigner:
         return self._scheme.sign(self._keys, body, msg_id, timestamp)
 
 
-class WebhookVerifier:
-    """Verifies incoming webhooks over their raw body bytes.
-
-    Args:
-        secrets: one secret or several (rotation: any of them may match).
-        scheme: ``"standard"``, ``"stripe"``, ``"github"`` or ``"hmac-sha256"``.
-        tolerance: how far (seconds or ``timedelta``) a timestamp may be from
-            now, in the past *or* the future. Unused by ``"github"``, which
-            sends no timestamp.
-        clock: the time source.
-        max_body_bytes: larger bodies are refused before any hashing.
-        replay_guard: optional :class:`ReplayGuard` (or async twin, for
-            :meth:`averify`) that refuses a delivery already accepted once.
-        replay_ttl: how long accepted deliveries are remembered; defaults to
-            twice the tolerance (24 hours for ``"github"``).
-
-    Raises (from ``verify``): ``MissingHeader``, ``MalformedHeader``,
-    ``StaleTimestamp``, ``InvalidSignature``, ``ReplayedWebhook`` and
-    ``WebhookPayloadTooLarge`` — all ``WebhookError`` — and ``StoreError``
-    when a replay-guard backend fails.
-    """
+class _VerifierCore:
+    """Configuration and every check but the replay guard's, shared by both twins."""
 
     def __init__(
         self,
@@ -152,11 +134,9 @@ class WebhookVerifier:
         if replay_guard is not None and not callable(getattr(replay_guard, "first_seen", None)):
             raise ConfigurationError("replay_guard must have a first_seen(key, ttl) method")
         self._guard = replay_guard
-        self._guard_is_async = replay_guard is not None and inspect.iscoroutinefunction(
-            replay_guard.first_seen
-        )
-        # A sync guard may do I/O: averify runs it in a worker thread. The memory
-        # guard only takes a lock for microseconds, so it runs in place.
+        self._guard_is_async = has_async_method(replay_guard, "first_seen")
+        # A sync guard may do I/O: the async twin runs it in a worker thread. The
+        # memory guard only takes a lock for microseconds, so it runs in place.
         self._guard_in_thread = (
             replay_guard is not None
             and not self._guard_is_async
@@ -175,37 +155,9 @@ class WebhookVerifier:
 
     def __repr__(self) -> str:
         return (
-            f"WebhookVerifier(scheme={self._scheme.name!r}, keys={self._keys!r},"
+            f"{type(self).__name__}(scheme={self._scheme.name!r}, keys={self._keys!r},"
             f" tolerance={self._tolerance!r})"
         )
-
-    def verify(self, payload: bytes, headers: HeadersLike) -> None:
-        """Verify one delivery; return quietly or raise a ``WebhookError``."""
-        if self._guard_is_async:
-            raise ConfigurationError("this verifier has an async replay guard: use averify()")
-        key = self._checked(payload, headers)
-        if key is not None and self._guard is not None:
-            first = self._guard.first_seen(key, self._replay_ttl)
-            if not first:
-                self._refuse(ReplayedWebhook("delivery already accepted once"))
-
-    async def averify(self, payload: bytes, headers: HeadersLike) -> None:
-        """The asyncio twin of :meth:`verify`.
-
-        An async replay guard is awaited; a synchronous one (other than
-        :class:`MemoryReplayGuard`) runs in a worker thread, so its I/O never
-        blocks the event loop.
-        """
-        key = self._checked(payload, headers)
-        if key is not None and self._guard is not None:
-            guard, ttl = self._guard, self._replay_ttl
-            if self._guard_in_thread:
-                result = await asyncio.to_thread(guard.first_seen, key, ttl)
-            else:
-                result = guard.first_seen(key, ttl)
-            first = await result if inspect.isawaitable(result) else result
-            if not first:
-                self._refuse(ReplayedWebhook("delivery already accepted once"))
 
     def _checked(self, payload: bytes, headers: HeadersLike) -> str | None:
         """Everything but the replay guard; returns the replay key when a guard is set."""
@@ -225,6 +177,18 @@ class WebhookVerifier:
             self._refuse(exc)
         return None if self._guard is None else self._replay_key(delivery, body)
 
+    async def _verify_async(self, payload: bytes, headers: HeadersLike) -> None:
+        """The body of :meth:`AsyncWebhookVerifier.verify` (and of the deprecated ``averify``)."""
+        key = self._checked(payload, headers)
+        if key is not None and self._guard is not None:
+            guard, ttl = self._guard, self._replay_ttl
+            if self._guard_in_thread:
+                result = await asyncio.to_thread(guard.first_seen, key, ttl)
+            else:
+                result = guard.first_seen(key, ttl)
+            if not await resolved(result):
+                self._refuse(ReplayedWebhook("delivery already accepted once"))
+
     def _replay_key(self, delivery: Delivery, body: bytes) -> str:
         if self._scheme.name == "standard":
             # id and timestamp are both signed: the pair names one attempt.
@@ -241,3 +205,66 @@ class WebhookVerifier:
             scheme=self._scheme.name,
         )
         raise exc
+
+
+class WebhookVerifier(_VerifierCore):
+    """Verifies incoming webhooks over their raw body bytes.
+
+    Args:
+        secrets: one secret or several (rotation: any of them may match).
+        scheme: ``"standard"``, ``"stripe"``, ``"github"`` or ``"hmac-sha256"``.
+        tolerance: how far (seconds or ``timedelta``) a timestamp may be from
+            now, in the past *or* the future. Unused by ``"github"``, which
+            sends no timestamp.
+        clock: the time source.
+        max_body_bytes: larger bodies are refused before any hashing.
+        replay_guard: optional :class:`ReplayGuard` that refuses a delivery
+            already accepted once (an :class:`AsyncReplayGuard` needs
+            :class:`AsyncWebhookVerifier`).
+        replay_ttl: how long accepted deliveries are remembered; defaults to
+            twice the tolerance (24 hours for ``"github"``).
+
+    Raises (from ``verify``): ``MissingHeader``, ``MalformedHeader``,
+    ``StaleTimestamp``, ``InvalidSignature``, ``ReplayedWebhook`` and
+    ``WebhookPayloadTooLarge`` — all ``WebhookError`` — and ``StoreError``
+    when a replay-guard backend fails.
+    """
+
+    def verify(self, payload: bytes, headers: HeadersLike) -> None:
+        """Verify one delivery; return quietly or raise a ``WebhookError``."""
+        if self._guard_is_async:
+            raise ConfigurationError(
+                "this verifier has an async replay guard: use AsyncWebhookVerifier"
+                " (WebhookVerifier.averify is deprecated)"
+            )
+        key = self._checked(payload, headers)
+        if key is not None and self._guard is not None:
+            first = self._guard.first_seen(key, self._replay_ttl)
+            if not first:
+                self._refuse(ReplayedWebhook("delivery already accepted once"))
+
+    async def averify(self, payload: bytes, headers: HeadersLike) -> None:
+        """Deprecated: use :class:`AsyncWebhookVerifier` (same arguments), whose ``verify`` this is.
+
+        Kept while existing callers move; it warns with a ``DeprecationWarning``.
+        """
+        warnings.warn(
+            "WebhookVerifier.averify is deprecated: use AsyncWebhookVerifier(...).verify",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        await self._verify_async(payload, headers)
+
+
+class AsyncWebhookVerifier(_VerifierCore):
+    """The asyncio twin of :class:`WebhookVerifier` (same arguments; ``verify`` is awaited).
+
+    ``replay_guard`` may be an :class:`AsyncReplayGuard`, awaited, or a
+    :class:`ReplayGuard`: a synchronous one other than
+    :class:`MemoryReplayGuard` runs in a worker thread, so its I/O never
+    blocks the event loop.
+    """
+
+    async def verify(self, payload: bytes, headers: HeadersLike) -> None:
+        """Same as :meth:`WebhookVerifier.verify`, awaiting the replay guard."""
+        await self._verify_async(payload, headers)

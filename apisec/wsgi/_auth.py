@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from typing import Any
 
 from apisec._adapter_core import AuthCore, proxies_or_default
 from apisec._types import Environ, StartResponse, WSGIApp
+from apisec.apikeys import ApiKeyService
 from apisec.audit import audit_context
 from apisec.authz import PRINCIPAL_KEY, Principal
 from apisec.clientaddr import TrustedProxies
@@ -30,7 +30,7 @@ class AuthMiddleware:
         app: WSGIApp,
         *,
         tokens: TokenService | None = None,
-        keys: Any = None,
+        keys: ApiKeyService | None = None,
         api_key_header: str = "X-API-Key",
         accept_bearer_keys: bool = False,
         exclude_paths: Iterable[str] = (),
@@ -40,7 +40,7 @@ class AuthMiddleware:
         proxies: TrustedProxies | None = None,
     ) -> None:
         self.app = app
-        self.core = AuthCore(
+        self.core: AuthCore[ApiKeyService] = AuthCore(
             mode="wsgi",
             tokens=tokens,
             keys=keys,
@@ -77,7 +77,7 @@ class AuthMiddleware:
 
 
 def authenticate(
-    core: AuthCore, environ: Environ, kinds: Container[str] = ("token", "api_key")
+    core: AuthCore[ApiKeyService], environ: Environ, kinds: Container[str] = ("token", "api_key")
 ) -> Principal | None:
     """The principal of the request's one credential; None when it carries none of ``kinds``.
 
@@ -89,20 +89,58 @@ def authenticate(
     if credential is None or credential[0] not in kinds:
         return None
     kind, value = credential
-    if kind == "token":
+    if kind == "token" or core.keys is None:  # API keys come only with a key service
         return core.verify_token(value)
     return Principal.from_api_key(core.keys.authenticate(value))
 
 
 class BearerAuthMiddleware(AuthMiddleware):
-    """:class:`AuthMiddleware` for bearer access tokens only."""
+    """:class:`AuthMiddleware` for bearer access tokens only (same options)."""
 
-    def __init__(self, app: WSGIApp, tokens: TokenService, **options: Any) -> None:
-        super().__init__(app, tokens=tokens, **options)
+    def __init__(
+        self,
+        app: WSGIApp,
+        tokens: TokenService,
+        *,
+        exclude_paths: Iterable[str] = (),
+        scopes: Mapping[str, Sequence[str]] | None = None,
+        allow_query_token: bool = False,
+        realm: str = "api",
+        proxies: TrustedProxies | None = None,
+    ) -> None:
+        super().__init__(
+            app,
+            tokens=tokens,
+            exclude_paths=exclude_paths,
+            scopes=scopes,
+            allow_query_token=allow_query_token,
+            realm=realm,
+            proxies=proxies,
+        )
 
 
 class ApiKeyAuthMiddleware(AuthMiddleware):
-    """:class:`AuthMiddleware` for API keys only (``X-API-Key`` by default)."""
+    """:class:`AuthMiddleware` for API keys only, in ``header`` (same options)."""
 
-    def __init__(self, app: WSGIApp, keys: Any, header: str = "X-API-Key", **options: Any) -> None:
-        super().__init__(app, keys=keys, api_key_header=header, **options)
+    def __init__(
+        self,
+        app: WSGIApp,
+        keys: ApiKeyService,
+        header: str = "X-API-Key",
+        *,
+        accept_bearer_keys: bool = False,
+        exclude_paths: Iterable[str] = (),
+        scopes: Mapping[str, Sequence[str]] | None = None,
+        realm: str = "api",
+        proxies: TrustedProxies | None = None,
+    ) -> None:
+        super().__init__(
+            app,
+            keys=keys,
+            api_key_header=header,
+            accept_bearer_keys=accept_bearer_keys,
+            exclude_paths=exclude_paths,
+            scopes=scopes,
+            realm=realm,
+            proxies=proxies,
+        )

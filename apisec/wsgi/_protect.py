@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from apisec._types import WSGIApp
+from apisec.apikeys import ApiKeyService
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
 from apisec.cors import CorsPolicy
 from apisec.headers import RouteLifecycles, SecurityHeaders
@@ -30,7 +30,7 @@ def protect(
     app: WSGIApp,
     *,
     tokens: TokenService | None = None,
-    keys: Any = None,
+    keys: ApiKeyService | None = None,
     api_key_header: str = "X-API-Key",
     accept_bearer_keys: bool = False,
     scopes: Mapping[str, Sequence[str]] | None = None,

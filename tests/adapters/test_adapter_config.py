@@ -72,7 +72,7 @@ class TestNeverBlockTheLoop:
             wsgi.RateLimitMiddleware(wsgi_app, AsyncRateLimiter(FixedWindow(1, 1)))  # type: ignore[arg-type]
         keys = AsyncApiKeyService(AsyncSQLiteApiKeyStore(str(tmp_path / "k.db")))
         with pytest.raises(ConfigurationError):
-            wsgi.ApiKeyAuthMiddleware(wsgi_app, keys)
+            wsgi.ApiKeyAuthMiddleware(wsgi_app, keys)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from apisec import ConfigurationError
 from apisec.apikeys import ApiKeyService, NewApiKey
 from apisec.clientaddr import TrustedProxies
 from apisec.cors import CorsPolicy
@@ -16,7 +17,7 @@ from apisec.headers import SecurityHeaders
 from apisec.ratelimit import FixedWindow, RateLimiter
 from apisec.testing import FakeClock
 from apisec.tokens import SigningKey, TokenService
-from apisec.webhooks import WebhookSigner, WebhookVerifier
+from apisec.webhooks import AsyncWebhookVerifier, WebhookSigner, WebhookVerifier
 from tests.support.harness import Harness
 
 ISS, AUD = "https://auth.example.com", "https://api.example.com"
@@ -559,6 +560,21 @@ class TestWebhooks:
         )
         assert tampered.status_code == 401
         assert problem(tampered)["title"] == "Unauthorized"
+
+    def test_asgi_takes_the_async_twin_and_wsgi_refuses_it(self, make: Any, kind: str) -> None:
+        """ASGI verifies with an AsyncWebhookVerifier; WSGI, which cannot await, refuses one."""
+        verifier = AsyncWebhookVerifier(WEBHOOK_SECRET)
+        if kind == "wsgi":
+            with pytest.raises(ConfigurationError):
+                make(lambda m, app: m.WebhookMiddleware(app, {"/body": verifier}))
+            return
+        harness = make(lambda m, app: m.WebhookMiddleware(app, {"/body": verifier}))
+        payload = b'{"event":"paid"}'
+        headers = WebhookSigner(WEBHOOK_SECRET).sign(payload)
+        assert harness.request("POST", "/body", headers=headers, content=payload).json() == {
+            "size": len(payload)
+        }
+        assert harness.request("POST", "/body", headers=headers, content=b"{}").status_code == 401
 
 
 class TestProtect:

@@ -65,3 +65,15 @@ def adopt(contract: types.ModuleType, namespace: MutableMapping[str, Any]) -> li
         else:
             namespace[name] = value  # fixtures, helpers, pytestmark
     return adopted
+
+
+def count_tests(namespace: MutableMapping[str, Any], adopted: list[str]) -> int:
+    """How many test functions the adopted names hold (a class counts its methods)."""
+    total = 0
+    for name in adopted:
+        value = namespace[name]
+        if isinstance(value, type):
+            total += sum(1 for member in vars(value) if member.startswith("test_"))
+        else:
+            total += 1
+    return total
