@@ -201,28 +201,51 @@ class TrustedProxies:
             return self._from_count(hops, peer_text)
         return self._from_networks(hops, peer_text)
 
-    def scheme(self, peer: str | None, scheme: str, forwarded_proto: Sequence[str] = ()) -> str:
-        """The scheme the client used: ``X-Forwarded-Proto`` from a trusted proxy, else ``scheme``.
+    def scheme(
+        self,
+        peer: str | None,
+        scheme: str,
+        forwarded_proto: Sequence[str] = (),
+        *,
+        forwarded: Sequence[str] = (),
+    ) -> str:
+        """The scheme the client used, as told by a trusted proxy, else ``scheme``.
+
+        The proxy's word is read from the header this instance trusts:
+        ``X-Forwarded-Proto`` with ``header="x-forwarded-for"``, the
+        ``proto=`` parameter of ``Forwarded`` (RFC 7239) with
+        ``header="forwarded"`` — never the other one, which a client could
+        have written itself.
 
         >>> TrustedProxies(count=1).scheme("10.0.0.1", "http", ["https"])
         'https'
         >>> TrustedProxies().scheme("10.0.0.1", "http", ["https"])
         'http'
+        >>> TrustedProxies(count=1, header="forwarded").scheme(
+        ...     "10.0.0.1", "http", ["http"], forwarded=["for=192.0.2.7;proto=https"]
+        ... )
+        'https'
         """
-        if not self.enabled or not forwarded_proto:
+        values = forwarded_proto if self.header == "x-forwarded-for" else forwarded
+        if not self.enabled or not values:
             return scheme
         if self.networks:
             peer_ip = canonical_ip(peer)
             if peer_ip is None or not self._trusted(peer_ip):
                 return scheme
-        joined = ",".join(forwarded_proto)
+        if isinstance(values, str):
+            values = [values]
+        joined = ",".join(values)
         if len(joined) > _MAX_FORWARDED_TEXT:
             return scheme
-        parts = [part.strip(" \t").lower() for part in joined.split(",")]
+        parts = [part.strip(" \t") for part in joined.split(",")]
+        if self.header == "forwarded":
+            parts = [_forwarded_param(part, "proto") or "" for part in parts if part]
         index = -self.count if self.count else -1
-        if len(parts) < abs(index) or parts[index] not in ("http", "https"):
+        if len(parts) < abs(index):
             return scheme
-        return parts[index]
+        told = parts[index].lower()
+        return told if told in ("http", "https") else scheme
 
     def _from_count(self, hops: list[str], peer_text: str | None) -> str | None:
         # The last `count` entries were appended by our proxies; fewer means
@@ -263,16 +286,16 @@ def _hops(values: Sequence[str], *, forwarded: bool) -> list[str]:
     for element in elements:
         if not element:
             continue
-        node = _forwarded_for(element)
+        node = _forwarded_param(element, "for")
         hops.append(node if node is not None else "unknown")
     return hops
 
 
-def _forwarded_for(element: str) -> str | None:
-    """The ``for=`` node of one RFC 7239 forwarded-element, unquoted."""
+def _forwarded_param(element: str, wanted: str) -> str | None:
+    """One parameter (``for``, ``proto`` …) of an RFC 7239 forwarded-element, unquoted."""
     for pair in element.split(";"):
         name, sep, value = pair.strip(" \t").partition("=")
-        if sep and name.strip().lower() == "for":
+        if sep and name.strip().lower() == wanted:
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")

@@ -125,6 +125,23 @@ class TestTrustedProxies:
         assert proxies.client("10.0.0.1", forwarded=[value]) == "2001:db8:cafe::17"
         assert proxies.client("10.0.0.1", forwarded=["for=_hidden"]) == "10.0.0.1"
 
+    def test_scheme_is_read_from_the_trusted_header_only(self) -> None:
+        """With header="forwarded" the scheme is Forwarded's proto=, never X-Forwarded-Proto."""
+        proxies = TrustedProxies(count=1, header="forwarded")
+        chain = ['for=6.6.6.6;proto=https, for=192.0.2.7;proto="HTTP"']
+        assert proxies.scheme("10.0.0.1", "http", ["https"]) == "http"
+        assert proxies.scheme("10.0.0.1", "https", ["http"], forwarded=chain) == "http"
+        assert proxies.scheme("10.0.0.1", "http", forwarded=["for=192.0.2.7;proto=https"]) == (
+            "https"
+        )
+        assert proxies.scheme("10.0.0.1", "http", forwarded=["for=192.0.2.7"]) == "http"
+        assert TrustedProxies(count=1).scheme(
+            "10.0.0.1", "http", forwarded=["for=192.0.2.7;proto=https"]
+        ) == ("http")
+        assert TrustedProxies(count=2, header="forwarded").scheme(
+            "10.0.0.1", "http", forwarded=["for=1.1.1.1;proto=https, for=10.0.0.3"]
+        ) == ("https")
+
     def test_oversized_and_non_ascii_headers_are_read_from_the_right(self) -> None:
         """Only the right end of a huge chain is read; a non-ASCII entry is no address."""
         proxies = TrustedProxies(count=1)

@@ -56,6 +56,7 @@ class HTTPSRedirectMiddleware:
             peer[0] if peer else None,
             scope.get("scheme", "http"),
             header_values(scope, "x-forwarded-proto"),
+            forwarded=header_values(scope, "forwarded"),
         )
         if scheme in ("https", "wss"):
             await self.app(scope, receive, send)

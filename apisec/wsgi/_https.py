@@ -36,6 +36,7 @@ class HTTPSRedirectMiddleware:
             environ.get("REMOTE_ADDR"),
             environ.get("wsgi.url_scheme", "http"),
             header_values(environ, "x-forwarded-proto"),
+            forwarded=header_values(environ, "forwarded"),
         )
         if scheme == "https":
             return self.app(environ, start_response)

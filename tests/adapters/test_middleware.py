@@ -508,6 +508,25 @@ class TestHttpsRedirect:
         ok = proxied.request("GET", "/", scheme="http", headers={"X-Forwarded-Proto": "https"})
         assert ok.status_code == 200
 
+    def test_forwarded_proto_comes_from_the_trusted_header_only(self, make: Any) -> None:
+        """Trusting Forwarded reads its proto=; a client's own X-Forwarded-Proto is ignored."""
+        proxied = make(
+            lambda m, app: m.HTTPSRedirectMiddleware(
+                app, proxies=TrustedProxies(count=1, header="forwarded")
+            )
+        )
+        ok = proxied.request(
+            "GET", "/", scheme="http", headers={"Forwarded": "for=192.0.2.7;proto=https"}
+        )
+        assert ok.status_code == 200
+        forged = proxied.request(
+            "GET",
+            "/",
+            scheme="http",
+            headers={"X-Forwarded-Proto": "https", "Forwarded": "for=192.0.2.7"},
+        )
+        assert forged.status_code == 308
+
     def test_hostile_host_header_is_not_redirected_to(self, make: Any) -> None:
         """A Host that is not a host name gives a 403, never a redirect elsewhere."""
         harness = make(lambda m, app: m.HTTPSRedirectMiddleware(app))
