@@ -18,10 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
-
-from apisec._redis import redis_errors
+from apisec._redis import is_cluster, redis_errors
 from apisec.apikeys._records import ApiKeyRecord
 from apisec.apikeys._stores import check_changes
 from apisec.errors import StoreError
@@ -76,10 +73,6 @@ def _fields(changes: Mapping[str, Any]) -> list[Any]:
     return [item for pair in _encode(changes).items() for item in pair]
 
 
-def _is_cluster(client: object) -> bool:
-    return isinstance(client, (RedisCluster, AsyncRedisCluster))
-
-
 class _Names:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -104,7 +97,7 @@ class RedisApiKeyStore:
     def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._client = client
         self._names = _Names(prefix)
-        self._one_trip = not _is_cluster(client)
+        self._one_trip = not is_cluster(client)
         self._find = client.register_script(_FIND)
         self._update = client.register_script(_UPDATE)
 
@@ -162,7 +155,7 @@ class AsyncRedisApiKeyStore:
     def __init__(self, client: redis.asyncio.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._client = client
         self._names = _Names(prefix)
-        self._one_trip = not _is_cluster(client)
+        self._one_trip = not is_cluster(client)
         self._find = client.register_script(_FIND)
         self._update = client.register_script(_UPDATE)
 
