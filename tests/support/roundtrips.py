@@ -8,7 +8,7 @@
   change across an operation is its round trips (plus the ``INFO`` call's own).
 
 Both are used by the tests that pin round trips per operation and by
-``benchmarks/bench_roundtrips.py``.
+``benchmarks/bench_refresh.py``.
 """
 
 from __future__ import annotations
