@@ -256,10 +256,12 @@ def interleaved(
 ) -> dict[str, list[float]]:
     """Median seconds per call of each measure at each level, levels interleaved per round."""
     samples: dict[str, list[list[float]]] = {name: [[] for _ in levels] for name in measures}
+    order = list(enumerate(levels))
     for _ in range(rounds):
-        for i, level in enumerate(levels):  # drift hits every fill level alike
+        for i, level in order:  # drift hits every fill level alike
             for name, measure in measures.items():
                 samples[name][i].append(measure(level, number))
+        order.reverse()  # and no level always comes last
     return {name: [statistics.median(found) for found in per] for name, per in samples.items()}
 
 

@@ -614,6 +614,37 @@ class TestMemoryBound:
             long_lived.refresh(fresh)
         assert long_lived.refresh(d).refresh_token
 
+    def test_adds_at_the_bound_never_scan_the_store(self, clock: FakeClock) -> None:
+        """At the bound, rotations and logins (each evicting a family) read no family but
+        their own and the evicted one: no add walks the store."""
+
+        class Watched(dict[str, Any]):
+            walks = 0
+
+            def items(self) -> Any:
+                Watched.walks += 1
+                return super().items()
+
+            def values(self) -> Any:
+                Watched.walks += 1
+                return super().values()
+
+            def __iter__(self) -> Any:
+                Watched.walks += 1
+                return super().__iter__()
+
+        store = MemoryRefreshTokenStore(clock=clock, max_tokens=500)
+        service = _service(store, clock)
+        for i in range(500):
+            service.issue(f"user{i}")
+        token = service.issue("alice").refresh_token
+        store._families = Watched(store._families)
+        for i in range(200):
+            token = service.refresh(token).refresh_token
+            service.issue(f"late{i}")
+        assert len(store) == 500
+        assert Watched.walks == 0
+
 
 class TestRedisRoundTrips:
     def test_round_trips_per_operation(self, redis_server: RedisServer) -> None:
