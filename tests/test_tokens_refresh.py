@@ -707,3 +707,18 @@ class TestRedisRoundTrips:
         service.revoke_subject("alice")
         with pytest.raises(RevokedToken):
             service.refresh(token)
+
+    async def test_a_flushed_script_cache_is_reloaded_asyncio(
+        self, async_redis_client: redis.asyncio.Redis
+    ) -> None:
+        """The asyncio store, too, loads its scripts again after SCRIPT FLUSH."""
+        service = AsyncTokenService(
+            KEY, issuer=ISS, audience=AUD, store=AsyncRedisRefreshTokenStore(async_redis_client)
+        )
+        token = (await service.issue("alice")).refresh_token
+        await async_redis_client.script_flush()
+        token = (await service.refresh(token)).refresh_token
+        await async_redis_client.script_flush()
+        await service.revoke_subject("alice")
+        with pytest.raises(RevokedToken):
+            await service.refresh(token)
