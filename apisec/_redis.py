@@ -10,11 +10,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 
 from apisec.audit import AuditEvent, emit
 from apisec.errors import StoreError
 
-__all__ = ["redis_errors"]
+__all__ = ["is_cluster", "redis_errors"]
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a Redis Cluster client (sync or asyncio).
+
+    A script there may only touch keys of one slot, and its pipelines refuse
+    ``EVALSHA``: stores keep their multi-key round trips apart on a cluster.
+    """
+    return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
 
 @contextmanager

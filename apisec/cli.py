@@ -29,20 +29,11 @@ from typing import Any, NoReturn
 
 import attrs
 
-from apisec._cli_keys import generate_key, parse_keys
-from apisec.apikeys import ApiKeyService
-from apisec.cors import CorsPolicy
+from apisec import __version__
 from apisec.errors import ApiSecError, ConfigurationError
-from apisec.pkce import challenge, create_verifier
-from apisec.ssrf import UnsafeURL, check_url, system_resolver
-from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService, _jws
-from apisec.webhooks import (
-    WebhookError,
-    WebhookSigner,
-    WebhookVerifier,
-    generate_keypair,
-    generate_secret,
-)
+
+# Each command imports what it uses when it runs: `apisec --help` and the light
+# commands do not pay for loading every module (tokens, cryptography, webhooks...).
 
 __all__ = ["build_parser", "main"]
 
@@ -129,6 +120,8 @@ def _pretty(obj: Any) -> str:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
+    from apisec.apikeys import ApiKeyService
+
     pepper = None
     if args.pepper_file is not None:
         pepper = args.inputs.read(args.pepper_file, "pepper", MAX_SECRET_BYTES, secret=True).strip()
@@ -168,6 +161,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_secret(args: argparse.Namespace) -> int:
+    from apisec.webhooks import generate_keypair, generate_secret
+
     kind = args.kind
     if kind == "ed25519":
         signing, public = generate_keypair()
@@ -188,6 +183,8 @@ def _cmd_secret(args: argparse.Namespace) -> int:
 
 
 def _cmd_pkce(args: argparse.Namespace) -> int:
+    from apisec.pkce import challenge, create_verifier
+
     verifier = create_verifier(args.length)
     data = {"verifier": verifier, "challenge": challenge(verifier), "method": "S256"}
     text = f"code_verifier:         {verifier}\ncode_challenge:        {data['challenge']}\n"
@@ -199,6 +196,8 @@ def _cmd_pkce(args: argparse.Namespace) -> int:
 
 
 def _cmd_jwk(args: argparse.Namespace) -> int:
+    from apisec._cli_keys import generate_key
+
     form = args.format or ("jwk" if args.alg.startswith("HS") else "pem")
     key = generate_key(args.alg, args.kid, form)
     if args.out is not None:
@@ -232,6 +231,7 @@ def _write_private(path: Path, text: str) -> None:
 def _load_keys(
     inputs: _Inputs, paths: Sequence[str], alg: str | None, kid: str | None
 ) -> list[Any]:
+    from apisec._cli_keys import parse_keys
 
     if kid is not None and len(paths) != 1:
         raise _UsageError("--kid names the key of a single key file")
@@ -260,6 +260,8 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
 
 
 def _cmd_jwt_inspect(args: argparse.Namespace) -> int:
+    from apisec.tokens import InvalidToken, _jws
+
     token = args.inputs.text(args.token, "token", secret=True)
     try:
         compact = _jws.parse(token, 64 * 1024)
@@ -276,6 +278,8 @@ def _cmd_jwt_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_jwt_verify(args: argparse.Namespace) -> int:
+    from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService
+
     if not args.key and args.hmac_secret_file is None:
         raise _UsageError("give --key (PEM, JWK or JWKS file) or --hmac-secret-file")
     keys = _load_keys(args.inputs, args.key, args.alg, args.kid if args.key else None)
@@ -320,6 +324,8 @@ def _webhook_secrets(inputs: _Inputs, path: str) -> list[str]:
 
 
 def _cmd_webhook_sign(args: argparse.Namespace) -> int:
+    from apisec.webhooks import WebhookSigner
+
     secrets_ = _webhook_secrets(args.inputs, args.secret_file)
     body = args.inputs.read(args.body, "body", MAX_BODY_BYTES)
     signer = WebhookSigner(secrets_, args.scheme)
@@ -342,6 +348,8 @@ def _parse_header_lines(lines: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _cmd_webhook_verify(args: argparse.Namespace) -> int:
+    from apisec.webhooks import WebhookError, WebhookVerifier
+
     secrets_ = _webhook_secrets(args.inputs, args.secret_file)
     lines = list(args.header)
     if args.headers_file is not None:
@@ -371,6 +379,8 @@ def _resolver(pinned: Mapping[str, list[str]]) -> Callable[[str, int], list[str]
     if not pinned:
         return None
 
+    from apisec.ssrf import system_resolver
+
     def resolve(host: str, port: int) -> list[str]:
         found = pinned.get(host.lower().rstrip("."))
         return list(found) if found is not None else system_resolver(host, port)
@@ -379,6 +389,8 @@ def _resolver(pinned: Mapping[str, list[str]]) -> Callable[[str, int], list[str]
 
 
 def _cmd_check_url(args: argparse.Namespace) -> int:
+    from apisec.ssrf import UnsafeURL, check_url
+
     pinned: dict[str, list[str]] = {}
     for item in args.resolve:
         host, sep, address = item.partition("=")
@@ -429,6 +441,8 @@ def _load_policy(inputs: _Inputs, path: str) -> Any:
 
 
 def _cmd_cors_lint(args: argparse.Namespace) -> int:
+    from apisec.cors import CorsPolicy
+
     data = _load_policy(args.inputs, args.policy)
     if isinstance(data, dict) and isinstance(data.get("cors"), dict):
         data = data["cors"]
@@ -458,7 +472,7 @@ def _cmd_cors_lint(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from apisec.demo import DemoConfig, run  # noqa: PLC0415 - the adapters, only when asked
+    from apisec.demo import DemoConfig, run
 
     config = DemoConfig(
         host=args.host, port=args.port, web_port=args.web_port, redis_url=args.redis
@@ -510,8 +524,6 @@ def _command(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``apisec`` argument parser."""
-    from apisec import __version__  # noqa: PLC0415 - the package imports this module
-
     parser = _Parser(
         prog="apisec",
         description=__doc__.split("\n\n>>>")[0].replace("``", "") if __doc__ else None,

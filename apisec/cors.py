@@ -72,6 +72,8 @@ class CorsDecision(NamedTuple):
 
 #: CorsDecision(...) by keyword at the cost of a positional build (apisec._fastpath).
 _build_decision = tuple_builder(CorsDecision)
+#: An allowed preflight's CorsDecision, from its headers.
+_build_allowed_preflight = tuple_builder(CorsDecision, allowed=True, is_preflight=True, reason=None)
 
 
 class CorsRejected(PermissionDenied):
@@ -230,6 +232,10 @@ class _Compiled:
     preflight_allowed: tuple[tuple[str, str], ...]
     vary_simple: tuple[tuple[str, str], ...]
     vary_preflight: tuple[tuple[str, str], ...]
+    #: Methods a preflight may name, safelisted ones included: each a valid token.
+    preflight_methods: frozenset[str]
+    #: What follows Access-Control-Allow-Origin in an allowed preflight without PNA.
+    preflight_tail: tuple[tuple[str, str], ...]
 
 
 def _compile(policy: CorsPolicy) -> _Compiled:
@@ -252,11 +258,13 @@ def _compile(policy: CorsPolicy) -> _Compiled:
     request_names = "Access-Control-Request-Method, Access-Control-Request-Headers"
     if policy.allow_private_network:
         request_names += ", Access-Control-Request-Private-Network"
+    methods = frozenset(m for m in policy.allow_methods if m != "*")
+    vary_preflight = (("Vary", request_names if origins.any else "Origin, " + request_names),)
     return _Compiled(
         any_origin=origins.any,
         exact=origins.exact,
         patterns=origins.patterns,
-        methods=frozenset(m for m in policy.allow_methods if m != "*"),
+        methods=methods,
         any_method="*" in policy.allow_methods,
         header_names=frozenset(h.lower() for h in policy.allow_headers if h != "*"),
         any_header="*" in policy.allow_headers,
@@ -264,7 +272,9 @@ def _compile(policy: CorsPolicy) -> _Compiled:
         preflight_allowed=tuple(preflight),
         # With '*' (and no credentials) the answer never depends on the origin.
         vary_simple=() if origins.any else (("Vary", "Origin"),),
-        vary_preflight=(("Vary", request_names if origins.any else "Origin, " + request_names),),
+        vary_preflight=vary_preflight,
+        preflight_methods=methods | SAFELISTED_METHODS,
+        preflight_tail=(*preflight, *vary_preflight),
     )
 
 
@@ -353,7 +363,7 @@ class CorsPolicy:
             )
         if not isinstance(origin, str) or not origin.isascii() or len(origin) > MAX_ORIGIN_LENGTH:
             return _refused(is_preflight, vary, "invalid_origin", origin)
-        if not self.origin_allowed(origin):
+        if origin not in compiled.exact and not self.origin_allowed(origin):
             return _refused(is_preflight, vary, "origin_not_allowed", origin)
         allow_origin = "*" if compiled.any_origin else origin
         if not is_preflight:
@@ -364,18 +374,35 @@ class CorsPolicy:
             ]
             return _build_decision(allowed=True, is_preflight=False, headers=headers)
 
-        refusal = self._preflight_refusal(
-            access_control_request_method,
-            access_control_request_headers,
-            access_control_request_private_network,
+        # What browsers send: a listed method, listed header names and nothing else. Such
+        # a preflight passes every check of _preflight_refusal, which is skipped for it.
+        names = access_control_request_headers
+        listed = (
+            type(access_control_request_method) is str
+            and access_control_request_method in compiled.preflight_methods
+            and access_control_request_private_network is None
+            and (not names or _listed_names_only(compiled.header_names, names))
         )
-        if refusal is not None:
-            return _refused(True, vary, refusal, origin)
-        headers = [("Access-Control-Allow-Origin", allow_origin), *compiled.preflight_allowed]
-        if self.allow_private_network and _is_true(access_control_request_private_network):
-            headers.append(("Access-Control-Allow-Private-Network", "true"))
-        headers.extend(vary)
-        return _build_decision(allowed=True, is_preflight=True, headers=headers)
+        if not listed:
+            refusal = self._preflight_refusal(
+                access_control_request_method,
+                access_control_request_headers,
+                access_control_request_private_network,
+            )
+            if refusal is not None:
+                return _refused(True, vary, refusal, origin)
+        if listed or not (
+            self.allow_private_network and _is_true(access_control_request_private_network)
+        ):
+            headers = [("Access-Control-Allow-Origin", allow_origin), *compiled.preflight_tail]
+        else:
+            headers = [
+                ("Access-Control-Allow-Origin", allow_origin),
+                *compiled.preflight_allowed,
+                ("Access-Control-Allow-Private-Network", "true"),
+                *vary,
+            ]
+        return _build_allowed_preflight(headers=headers)
 
     def _preflight_refusal(
         self, method: str | None, header_list: str | None, private_network: str | None
@@ -442,6 +469,22 @@ def _refused(
 
 def _is_true(value: str | None) -> bool:
     return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def _listed_names_only(listed: frozenset[str], value: str | None) -> bool:
+    """Whether ``Access-Control-Request-Headers`` is absent or names listed headers only,
+    comma-separated as browsers write it (``content-type,x-request-id``; ``", "`` too).
+
+    False means "decide it the general way" (``_parse_header_names``), never a refusal.
+    A listed name is a valid token, so a list of them needs no pattern; ASCII only,
+    since ``str.lower`` maps some non-ASCII letters onto ASCII ones.
+    """
+    if value is None or value == "":
+        return True
+    if type(value) is not str or len(value) > MAX_REQUEST_HEADERS_LENGTH or not value.isascii():
+        return False
+    names = value.lower().replace(", ", ",").split(",")
+    return len(names) <= MAX_REQUEST_HEADER_NAMES and listed.issuperset(names)
 
 
 def _parse_header_names(value: str) -> Sequence[str] | None:

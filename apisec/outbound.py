@@ -32,10 +32,18 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast, overload
 
-import anyio
 import attrs
-import httpcore
-import httpx
+
+try:
+    import anyio
+    import httpcore
+    import httpx
+except ImportError as exc:
+    raise ImportError(
+        "apisec.outbound needs the httpx extra: pip install 'apisec[httpx]'"
+        f" ({exc.name or 'a dependency'} is missing)",
+        name=exc.name,
+    ) from exc
 
 from apisec._async import is_async_callable
 from apisec.errors import ApiSecError, ConfigurationError, PayloadTooLarge, ValidationError

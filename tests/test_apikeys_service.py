@@ -378,3 +378,203 @@ class TestRecordsAndFailures:
         with pytest.raises(StoreError) as caught:
             service.authenticate(generate_api_key().plaintext)
         assert caught.value.status == 503
+
+
+class _CountingStore(ListStore):
+    """The custom store, counting lookups by hash (what would be round trips over a network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finds = 0
+
+    def find(self, key_hash: str) -> ApiKeyRecord | None:
+        self.finds += 1
+        return super().find(key_hash)
+
+
+def _outcome(service: ApiKeyService, key: Any) -> tuple[object, list[tuple[object, ...]]]:
+    """What one authentication returned or raised, and the audit events it emitted."""
+    from apisec.testing import capture_audit
+
+    with capture_audit() as events:
+        try:
+            result: object = service.authenticate(key)
+        except InvalidApiKey as exc:
+            result = ("InvalidApiKey", exc.message)
+    return result, [
+        (e.event, e.reason, e.principal)  # type: ignore[attr-defined]
+        for e in events
+    ]
+
+
+class TestFastPathIsPinned:
+    """The memory fast path of authenticate answers exactly as the general flow does."""
+
+    @pytest.mark.parametrize(
+        "pepper",
+        [None, Peppers({"old": b"o" * 32, "new": b"n" * 32}, current="new")],
+        ids=["plain", "peppered"],
+    )
+    def test_every_case_matches_the_general_flow(
+        self, clock: FakeClock, pepper: Peppers | None
+    ) -> None:
+        """Fresh, due-for-touch, expired, revoked, rotated, older-pepper, unknown, malformed,
+        oversized and non-text keys: same record or error, same audit events, same store."""
+        fast = ApiKeyService(MemoryApiKeyStore(), clock, pepper=pepper)
+        general = ApiKeyService(MemoryApiKeyStore(), clock, pepper=pepper)
+        general._find_in_memory = None  # the general flow only
+        assert fast._find_in_memory is not None
+        keys: dict[str, str] = {}
+        for name, expires in (("live", None), ("short", 30.0), ("revoked", None)):
+            new = fast.create("acct", scopes=["read"], expires_in=expires)
+            general.store.add(new.record)
+            keys[name] = new.plaintext
+        if pepper is not None:  # a key hashed with the older pepper, upgraded on its next use
+            older = ApiKeyService(clock=clock, pepper=Peppers(pepper.secrets, current="old"))
+            new = older.create("acct")
+            fast.store.add(new.record)
+            general.store.add(new.record)
+            keys["older pepper"] = new.plaintext
+        live = keys["live"]
+        well_formed_unknown = generate_api_key("sk_live").plaintext
+        # (what, key, when): every record is used within the touch interval before it turns
+        # revoked or expired, so the fast path sees those states too.
+        script: list[tuple[str, Any, float]] = [
+            ("first use (touch)", live, 0),
+            ("short-lived, first use", keys["short"], 0),
+            ("to be revoked, first use", keys["revoked"], 0),
+            ("fresh", live, 10),
+            ("short-lived, fresh", keys["short"], 20),
+            ("unknown", well_formed_unknown, 21),
+            ("malformed", "sk_live_garbage", 21),
+            ("one character off", live[:-1] + ("A" if live[-1] != "A" else "B"), 21),
+            ("empty", "", 21),
+            ("not text", b"sk_live_x", 21),
+            ("oversized", live + "x" * 5000, 21),
+            ("lone surrogate", "sk_live_\udc80", 21),
+            ("expired", keys["short"], 35),
+            ("revoked", keys["revoked"], 36),
+            ("fresh again", live, 59),
+            ("touch due", live, 60),
+        ]
+        if pepper is not None:
+            script.append(("older pepper", keys["older pepper"], 61))
+            script.append(("older pepper, upgraded", keys["older pepper"], 62))
+        start = clock()
+        for what, key, when in script:
+            clock.set(start + when)
+            if what == "revoked":
+                for service in (fast, general):
+                    record = service.store.find(service._current_hash(key))
+                    assert record is not None
+                    service.revoke(record.id)
+            assert _outcome(fast, key) == _outcome(general, key), what
+        assert fast.store._by_id == general.store._by_id  # type: ignore[attr-defined]
+
+    async def test_the_async_twin_takes_it_too(self, clock: FakeClock) -> None:
+        """AsyncApiKeyService over its default memory store answers fresh keys by the fast
+        path, and everything else by the general flow."""
+        service = AsyncApiKeyService(clock=clock)
+        assert service._find_in_memory is not None
+        new = await service.create("acct")
+        assert (await service.authenticate(new.plaintext)).last_used_at == clock()
+        clock.advance(5)
+        assert service._authenticated_in_memory(new.plaintext) is not None
+        assert (await service.authenticate(new.plaintext)).id == new.record.id
+        with pytest.raises(InvalidApiKey, match="malformed"):
+            await service.authenticate("sk_live_garbage")
+
+    def test_checksum_first_for_other_stores_lookup_first_in_memory(self) -> None:
+        """Over a store that may be remote, a malformed key is refused before any lookup;
+        both orders give the same labels."""
+        remote = ApiKeyService(_CountingStore())
+        memory = ApiKeyService()
+        assert remote._find_in_memory is None and not remote._lookup_first
+        assert memory._lookup_first
+        for key, label in (
+            ("sk_live_garbage", "malformed"),
+            (generate_api_key().plaintext, "unknown"),
+        ):
+            for service in (remote, memory):
+                with pytest.raises(InvalidApiKey, match=label):
+                    service.authenticate(key)
+        assert remote.store.finds == 1  # type: ignore[attr-defined]  # the unknown key only
+
+    def test_a_subclassed_memory_store_gets_the_general_flow(self) -> None:
+        """Only the memory store itself is read directly; a subclass (which may override
+        find) goes through its methods."""
+
+        class Audited(MemoryApiKeyStore):
+            pass
+
+        service = ApiKeyService(Audited())
+        assert service._find_in_memory is None and not service._lookup_first
+
+
+class TestRedisRoundTrips:
+    def test_authenticate_is_one_round_trip(self, redis_server: RedisServer) -> None:
+        """On Redis, authenticating a key is one round trip (sync and asyncio), counted by
+        the client and by the server; a touch that is due adds one."""
+        import asyncio
+
+        from tests.support.roundtrips import CountingClient, Trips
+
+        client = CountingClient(redis_server.host, redis_server.port)
+        try:
+            client.sync.flushdb()
+            clock = FakeClock()
+            service = ApiKeyService(RedisApiKeyStore(client.sync), clock)
+            new = service.create("acct")
+            service.authenticate(new.plaintext)  # loads the script, touches last_used_at
+            with Trips(client) as trips:
+                assert service.authenticate(new.plaintext).id == new.record.id
+            assert (trips.client_side, trips.server_side) == (1, 1)
+            clock.advance(60)
+            with Trips(client) as trips:
+                service.authenticate(new.plaintext)
+            assert (trips.client_side, trips.server_side) == (2, 2)
+
+            async def authenticate() -> None:
+                store = AsyncRedisApiKeyStore(client.aio)
+                twin = AsyncApiKeyService(store, clock)
+                await twin.authenticate(new.plaintext)  # warm: connection and script
+                with Trips(client) as trips:
+                    await twin.authenticate(new.plaintext)
+                assert (trips.client_side, trips.server_side) == (1, 1)
+                with pytest.raises(InvalidApiKey, match="unknown"):
+                    await twin.authenticate(generate_api_key().plaintext)
+                await client.aclose()
+
+            asyncio.run(authenticate())
+        finally:
+            client.close()
+
+    def test_garbage_costs_no_round_trip(self, redis_server: RedisServer) -> None:
+        """A malformed key is refused by its checksum before Redis is asked."""
+        from tests.support.roundtrips import CountingClient, Trips
+
+        client = CountingClient(redis_server.host, redis_server.port)
+        try:
+            service = ApiKeyService(RedisApiKeyStore(client.sync))
+            client.sync.ping()
+            with Trips(client) as trips, pytest.raises(InvalidApiKey, match="malformed"):
+                service.authenticate("sk_live_" + "A" * 38)
+            assert (trips.client_side, trips.server_side) == (0, 0)
+        finally:
+            client.close()
+
+    def test_a_cluster_client_reads_the_two_keys_apart(self, redis_cluster: Any) -> None:
+        """On a real Redis Cluster (where one script may not span the id and the record),
+        keys are created, found, touched and revoked."""
+        client = redis_cluster.client()
+        try:
+            service = ApiKeyService(RedisApiKeyStore(client, prefix="akc:"))
+            assert not service.store._one_trip  # type: ignore[attr-defined]
+            keys = [service.create(f"acct{i}") for i in range(6)]
+            for new in keys:
+                assert service.authenticate(new.plaintext).owner == new.record.owner
+            service.revoke(keys[0].record.id)
+            with pytest.raises(InvalidApiKey, match="revoked"):
+                service.authenticate(keys[0].plaintext)
+        finally:
+            client.close()

@@ -220,3 +220,117 @@ class TestCompiledForm:
         policy = CorsPolicy(["https://a.example"])
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             policy._compiled = policy._compiled  # type: ignore[misc]
+
+
+def _general_only(policy: CorsPolicy) -> CorsPolicy:
+    """``policy`` with the listed-preflight shortcut of ``decide`` turned off."""
+    import attrs
+
+    twin = attrs.evolve(policy)
+    compiled = attrs.evolve(policy._compiled, preflight_methods=frozenset())
+    object.__setattr__(twin, "_compiled", compiled)
+    return twin
+
+
+_HEADER_LISTS = [
+    "",
+    "content-type",
+    "Content-Type, X-Request-Id",
+    "content-type,x-request-id,authorization",
+    "x-token",
+    "X-TOKEN, x-token",
+    " content-type",
+    "content-type ,x-request-id",
+    "content-type,\tx-request-id",
+    "content-type,,x-request-id",
+    "content-type,",
+    "x-to\u212aen",  # KELVIN SIGN: lower-cases to the k of x-token
+    "content-type, x-to\u212aen",
+    "authorization",
+    "x-other",
+    ",".join(["content-type"] * 65),
+    "content-type, " * 400,
+]
+header_lists = st.one_of(
+    st.none(),
+    st.sampled_from(_HEADER_LISTS),
+    st.lists(st.sampled_from(["content-type", "X-Token", "x-request-id", "bad name", "*"])).map(
+        ", ".join
+    ),
+    st.text(max_size=40),
+)
+
+
+class TestListedPreflightShortcut:
+    """decide's shortcut for listed methods and header names answers as the general checks."""
+
+    @given(
+        policy=st.sampled_from([*POLICIES.values(), PROPERTY_POLICY]),
+        origin=origins,
+        acrm=st.one_of(header_text, st.sampled_from(["PUT", "PATCH", "DELETE", "TRACE", "post"])),
+        acrh=header_lists,
+        pna=st.sampled_from([None, "true", "false"]),
+    )
+    def test_decisions_match_the_general_checks(
+        self, policy: CorsPolicy, origin: str, acrm: str | None, acrh: str | None, pna: str | None
+    ) -> None:
+        """Same allowed, headers and reason with the shortcut on and off, for preflights of
+        every shape (spaces, tabs, empty names, non-ASCII, too many names, refusals)."""
+        general = _general_only(policy)
+        ours = policy.decide(
+            "OPTIONS", origin, acrm, acrh, access_control_request_private_network=pna
+        )
+        theirs = general.decide(
+            "OPTIONS", origin, acrm, acrh, access_control_request_private_network=pna
+        )
+        assert ours == theirs
+        assert type(ours) is CorsDecision
+
+    @pytest.mark.parametrize("acrh", [v for v in _HEADER_LISTS if v is not None])
+    @pytest.mark.parametrize(
+        ("policy", "origin", "acrm"),
+        [
+            (POLICIES["creds"], "https://app.example.com", "PUT"),
+            (PROPERTY_POLICY, "https://app.example.com", "PUT"),
+            (POLICIES["public"], "https://any.example", "GET"),
+            (POLICIES["pna"], "https://app.example.com", "POST"),
+        ],
+        ids=["creds", "property", "public", "pna"],
+    )
+    def test_each_header_list_matches_for_an_allowed_origin_and_method(
+        self, policy: CorsPolicy, origin: str, acrm: str, acrh: str
+    ) -> None:
+        """With everything else allowed, each header list is decided as the general checks
+        decide it."""
+        general = _general_only(policy)
+        assert policy.decide("OPTIONS", origin, acrm, acrh) == general.decide(
+            "OPTIONS", origin, acrm, acrh
+        )
+
+    def test_a_long_list_of_long_listed_names_is_refused_both_ways(self) -> None:
+        """Forty listed names of a hundred characters pass the count but not the length
+        limit: refused with or without the shortcut."""
+        name = "x-" + "a" * 98
+        policy = CorsPolicy(["https://app.example.com"], allow_headers=[name])
+        value = ",".join([name] * 41)
+        decision = policy.decide("OPTIONS", "https://app.example.com", "GET", value)
+        assert decision.reason == "invalid_request_headers"
+        assert decision == _general_only(policy).decide(
+            "OPTIONS", "https://app.example.com", "GET", value
+        )
+
+    def test_the_shortcut_is_taken_for_what_browsers_send(self) -> None:
+        """A listed method with listed names never reaches the general checks."""
+        from unittest import mock
+
+        policy = POLICIES["creds"]
+        with mock.patch.object(CorsPolicy, "_preflight_refusal", side_effect=AssertionError):
+            decision = policy.decide(
+                "OPTIONS", "https://app.example.com", "PUT", "content-type,x-request-id"
+            )
+        assert decision.allowed and decision.is_preflight and decision.reason is None
+        with (
+            pytest.raises(AssertionError),
+            mock.patch.object(CorsPolicy, "_preflight_refusal", side_effect=AssertionError),
+        ):
+            policy.decide("OPTIONS", "https://app.example.com", "PUT", "content-type, bad name")

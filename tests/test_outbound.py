@@ -607,3 +607,25 @@ class TestConfiguration:
             SafeTransport(resolver=dns.aresolve)  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError):
             AsyncSafeTransport(resolver=dns)  # type: ignore[arg-type]
+
+
+class TestMissingExtra:
+    @pytest.mark.parametrize("absent", ["anyio", "httpcore", "httpx"])
+    def test_import_without_the_extra_names_it(self, absent: str) -> None:
+        """Without the httpx extra, `import apisec.outbound` fails with an ImportError naming
+        `apisec[httpx]` and the missing module."""
+        import subprocess
+        import sys
+
+        code = (
+            f"import sys; sys.modules[{absent!r}] = None\n"
+            "try:\n"
+            "    import apisec.outbound\n"
+            "except ImportError as exc:\n"
+            "    print(type(exc).__name__, exc.name, '|', exc)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert f"ImportError {absent} |" in out.stdout
+        assert "pip install 'apisec[httpx]'" in out.stdout

@@ -93,6 +93,39 @@ def test_every_exported_name_exists() -> None:
         assert getattr(apisec, name) is not None
 
 
+def test_top_level_names_are_the_modules_own() -> None:
+    """`from apisec import X` gives the very object its module defines, listed in __all__
+    there, and `dir(apisec)` shows every exported name."""
+    for module_name, names in apisec._EXPORTS.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            assert getattr(apisec, name) is getattr(module, name)
+            assert name in module.__all__
+    exported = [name for names in apisec._EXPORTS.values() for name in names]
+    assert sorted(exported) == sorted(apisec.__all__)
+    assert set(apisec.__all__) <= set(dir(apisec))
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        _ = apisec.NoSuchName
+
+
+def test_import_apisec_loads_no_concern_module() -> None:
+    """`import apisec` imports none of the concern modules (they load on first use), and
+    `from apisec import TokenService` then loads the tokens package only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apisec;"
+        "heavy = ('apisec.tokens', 'apisec.apikeys', 'apisec.webhooks', 'apisec.ratelimit',"
+        " 'apisec.cors', 'apisec.ssrf', 'apisec.headers', 'jwt', 'cryptography');"
+        "print(','.join(m for m in heavy if m in sys.modules));"
+        "from apisec import TokenService;"
+        "print(TokenService.__module__, 'apisec.webhooks' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["", "apisec.tokens._service False"]
+
+
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_public_modules_declare_all(module_name: str) -> None:
     """Every public module declares __all__ and every listed name resolves."""

@@ -33,6 +33,7 @@ from apisec.tokens import (
     TokenReuseDetected,
     TokenService,
 )
+from apisec.tokens._service import _family_id
 from apisec.tokens.redis import AsyncRedisRefreshTokenStore, RedisRefreshTokenStore
 from tests.support.redis_server import RedisServer, free_loopback_port
 
@@ -153,7 +154,7 @@ class TestRefreshRotation:
         with pytest.raises(RevokedToken):
             service.refresh(a.refresh_token)
         service.refresh(b.refresh_token)
-        service.revoke("rt_" + "A" * 22 + "." + "B" * 43)  # unknown: no error
+        service.revoke("rt2_" + "A" * 22 + "." + "B" * 43)  # unknown: no error
         with pytest.raises(InvalidToken):
             service.revoke("garbage")
 
@@ -198,9 +199,12 @@ class TestRefreshRotation:
         real = service.issue("alice").refresh_token
         other = service.issue("bob").refresh_token
         with pytest.raises(InvalidToken, match="unknown"):
-            service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
-        forged = "rt_" + other[3:25] + real[25:]  # bob's family, alice's secret
-        with pytest.raises(InvalidToken):
+            service.refresh("rt2_" + "A" * 22 + "." + "B" * 43)
+        forged = "rt2_" + other[4:26] + real[26:]  # bob's family, alice's secret
+        with pytest.raises(InvalidToken):  # unknown, or (one token per family) a reuse
+            service.refresh(forged)
+        forged = "rt2_" + real[4:26].swapcase() + real[26:]  # alice's secret, another family
+        with pytest.raises(InvalidToken, match="unknown"):
             service.refresh(forged)
 
     def test_grace_interval_allows_an_immediate_retry(
@@ -226,9 +230,10 @@ class TestStores:
         for store in (memory, RedisRefreshTokenStore(redis_client, clock=clock)):
             service = TokenService(KEY, issuer=ISS, audience=AUD, store=store, clock=clock)
             token = service.issue("alice").refresh_token
-            secret_part = token.split(".")[1]
+            token = service.refresh(token).refresh_token
+            family_secret, secret_part = token.removeprefix("rt2_").split(".")
             if store is memory:
-                dump = repr(memory._tokens) + repr(memory._families)
+                dump = repr(memory._families)
             else:
                 dump = ""
                 for key in redis_client.scan_iter("*"):
@@ -238,12 +243,14 @@ class TestStores:
                     elif redis_client.type(key) == b"set":
                         dump += repr(redis_client.smembers(key))
             assert secret_part not in dump
+            assert family_secret not in dump
+            assert _family_id(family_secret) in dump
             assert hashlib.sha256(token.encode()).hexdigest() in dump
 
     def test_redis_keys_expire_and_share_a_hash_tag(
         self, redis_client: redis.Redis, clock: FakeClock
     ) -> None:
-        """Token and family keys carry TTLs and the family hash tag (one Cluster slot)."""
+        """A family is one key, named with its hash tag (one Cluster slot), with a TTL."""
         service = TokenService(
             KEY,
             issuer=ISS,
@@ -253,9 +260,9 @@ class TestStores:
             store=RedisRefreshTokenStore(redis_client, clock=clock),
         )
         token = service.issue("alice").refresh_token
-        family = token[3:25]
+        family = _family_id(token[4:26])
         keys = [k.decode() for k in redis_client.scan_iter(f"apisec:rt:{{{family}}}*")]
-        assert len(keys) == 2
+        assert len(keys) == 1
         for key in keys:
             assert f"{{{family}}}" in key
             assert redis_client.pttl(key) > 0
@@ -307,7 +314,7 @@ class TestStores:
         with pytest.raises(StoreError):
             service.issue("alice")
         with pytest.raises(StoreError):
-            service.refresh("rt_" + "A" * 22 + "." + "B" * 43)
+            service.refresh("rt2_" + "A" * 22 + "." + "B" * 43)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -398,8 +405,320 @@ class TestRedisCluster:
             with pytest.raises(RevokedToken):
                 service.refresh(rotated[1].refresh_token)
             assert service.refresh(rotated[2].refresh_token).access_token
-            families = {p.refresh_token[3:25] for p in pairs}
+            families = {_family_id(p.refresh_token[4:26]) for p in pairs}
             nodes = {client.get_node_from_key(f"ct:{{{f}}}:f").port for f in families}
             assert len(nodes) > 1  # the families really live on different nodes
         finally:
             client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def family_store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[RefreshTokenStore]:
+    """The built-in stores, which keep one token per family."""
+    if request.param == "memory":
+        yield MemoryRefreshTokenStore(clock=clock)
+    else:
+        yield RedisRefreshTokenStore(request.getfixturevalue("redis_client"), clock=clock)
+
+
+def _service(store: RefreshTokenStore, clock: FakeClock, **kw: Any) -> TokenService:
+    return TokenService(
+        KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_ttl=3600, **kw
+    )
+
+
+class TestOneTokenPerFamily:
+    """The built-in stores keep each family's newest token only, and reuse stays exact."""
+
+    def test_a_session_costs_the_same_after_many_rotations(
+        self, family_store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """Thousands of rotations leave one family entry (memory: its expiry order stays
+        bounded too), two hundred one family key (Redis)."""
+        service = _service(family_store, clock)
+        token = service.issue("alice").refresh_token
+        memory = isinstance(family_store, MemoryRefreshTokenStore)
+        for _ in range(2100 if memory else 200):
+            clock.advance(1)
+            token = service.refresh(token).refresh_token
+        if isinstance(family_store, MemoryRefreshTokenStore):
+            assert len(family_store) == 1
+            assert len(family_store._expiry) <= 2 * 1 + 1024
+        else:
+            assert isinstance(family_store, RedisRefreshTokenStore)
+            client = family_store._client
+            assert len(list(client.scan_iter("apisec:rt:{*"))) == 1
+            assert client.scard(family_store._keys.subject("alice")) == 1
+
+    def test_every_spent_token_is_a_reuse_while_the_family_lives(
+        self, family_store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """The first token, replayed fifty rotations and more than its own lifetime later,
+        is still recognised: the family is revoked."""
+        service = _service(family_store, clock)
+        first = service.issue("alice").refresh_token
+        token = first
+        for _ in range(50):
+            clock.advance(100)  # 5,000 s in all: past the first token's 3,600
+            token = service.refresh(token).refresh_token
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(first)
+        with pytest.raises(RevokedToken):
+            service.refresh(token)
+
+    def test_a_token_forged_with_a_family_secret_is_a_reuse(
+        self, family_store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """Whoever holds a token of a family can name the family but not its newest token:
+        anything they make of it revokes the family."""
+        service = _service(family_store, clock)
+        token = service.issue("alice").refresh_token
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(forged)
+        with pytest.raises(RevokedToken):
+            service.refresh(token)
+
+    def test_a_grace_retry_replaces_the_pair_it_retried_for(
+        self, family_store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """Within refresh_grace a retry gets a new pair, and may retry again; the pair it
+        replaced is then spent: presenting it is a reuse."""
+        service = _service(family_store, clock, refresh_grace=10)
+        first = service.issue("alice").refresh_token
+        lost = service.refresh(first).refresh_token  # the response that never arrived
+        clock.advance(2)
+        retried = service.refresh(first).refresh_token
+        clock.advance(2)
+        again = service.refresh(first).refresh_token  # a second retry, still in the grace
+        assert len({lost, retried, again}) == 3
+        assert service.refresh(again).refresh_token
+        with pytest.raises(TokenReuseDetected):
+            service.refresh(lost)
+
+    def test_a_family_ends_with_its_newest_token(
+        self, family_store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """Once the newest token has expired, every token of the family is expired (or,
+        once the store has let the family go, unknown): nothing is revoked."""
+        service = _service(family_store, clock)
+        first = service.issue("alice").refresh_token
+        newest = service.refresh(first).refresh_token
+        clock.advance(3600)
+        for token in (newest, first):
+            with pytest.raises((ExpiredToken, InvalidToken)) as caught:
+                service.refresh(token)
+            assert not isinstance(caught.value, RevokedToken)
+
+    def test_revoke_with_any_token_of_the_family(
+        self, family_store: RefreshTokenStore, clock: FakeClock
+    ) -> None:
+        """A logout with a spent token of the family still ends the family."""
+        service = _service(family_store, clock)
+        first = service.issue("alice").refresh_token
+        newest = service.refresh(first).refresh_token
+        service.revoke(first)
+        with pytest.raises(RevokedToken):
+            service.refresh(newest)
+
+
+class TestRetiredFormat:
+    def test_rt_tokens_are_refused_by_name(
+        self, store: RefreshTokenStore, clock: FakeClock, audit_records: list[Any]
+    ) -> None:
+        """A refresh token of the retired rt_<family>.<secret> form is refused before the
+        store, with a message saying so."""
+        service = _service(store, clock)
+        retired = "rt_" + "A" * 22 + "." + "B" * 43
+        for call in (service.refresh, service.revoke):
+            with pytest.raises(InvalidToken, match="retired rt_ format"):
+                call(retired)
+        assert [r.event for r in audit_records] == ["auth.failure"]
+
+
+class TestMemoryBound:
+    def test_past_the_bound_the_soonest_to_expire_go_first(self, clock: FakeClock) -> None:
+        """Families are dropped in expiry order: expired ones, then the closest to expiry,
+        whatever order they were written in."""
+        store = MemoryRefreshTokenStore(clock=clock, max_tokens=3)
+        long_lived = _service(store, clock)  # 3,600 s
+        short_lived = TokenService(
+            KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_ttl=900
+        )
+        a = long_lived.issue("a").refresh_token
+        b = short_lived.issue("b").refresh_token
+        c = long_lived.issue("c").refresh_token
+        d = long_lived.issue("d").refresh_token  # over the bound: b expires first
+        assert len(store) == 3
+        with pytest.raises(InvalidToken, match="unknown"):
+            short_lived.refresh(b)
+        a = long_lived.refresh(a).refresh_token  # written last, so the tie goes to c
+        clock.advance(10)
+        f = long_lived.issue("f").refresh_token  # c, a and d expire at once: c goes
+        with pytest.raises(InvalidToken, match="unknown"):
+            long_lived.refresh(c)
+        for token in (a, d, f):
+            assert long_lived.refresh(token).refresh_token
+
+    def test_expired_families_are_dropped_as_time_passes(self, clock: FakeClock) -> None:
+        """A store that only grows by new logins still lets its expired families go."""
+        store = MemoryRefreshTokenStore(clock=clock)
+        service = _service(store, clock)
+        for i in range(10):
+            service.issue(f"user{i}")
+        clock.advance(3600)
+        service.issue("late")
+        assert len(store) == 1
+        assert store._subjects.keys() == {"late"}
+
+    def test_a_flood_of_logins_never_revives_an_evicted_family(self, clock: FakeClock) -> None:
+        """Logins that push a family out take all its tokens: its spent one, its newest one
+        and its revoked one are refused afterwards (unknown), never accepted."""
+        store = MemoryRefreshTokenStore(clock=clock, max_tokens=4)
+        service = _service(store, clock)
+        spent = service.issue("victim").refresh_token
+        newest = service.refresh(spent).refresh_token
+        revoked = service.issue("victim").refresh_token
+        service.revoke(revoked)
+        clock.advance(1)
+        for i in range(8):  # later expiries: the victim's families are dropped first
+            service.issue(f"attacker{i}")
+        assert len(store) == 4
+        for token in (spent, newest, revoked):
+            with pytest.raises(InvalidToken, match="unknown"):
+                service.refresh(token)
+        assert "victim" not in store._subjects
+
+    def test_revoked_families_go_before_live_ones(self, clock: FakeClock) -> None:
+        """At the bound a revoked family is dropped before any live one, even a live one
+        closer to expiry; expired families still go before either."""
+        store = MemoryRefreshTokenStore(clock=clock, max_tokens=2)
+        short = TokenService(
+            KEY, issuer=ISS, audience=AUD, store=store, clock=clock, refresh_ttl=900
+        )
+        live = short.issue("a").refresh_token  # expires first
+        clock.advance(1)
+        long_lived = _service(store, clock)
+        gone = long_lived.issue("b").refresh_token
+        long_lived.revoke(gone)
+        fresh = long_lived.issue("c").refresh_token  # over the bound: b, not a, goes
+        with pytest.raises(InvalidToken, match="unknown"):
+            long_lived.refresh(gone)
+        live = short.refresh(live).refresh_token  # a, the short one, is live
+        long_lived.revoke(fresh)
+        clock.advance(901)  # a has expired: it goes, and the revoked c may stay
+        d = long_lived.issue("d").refresh_token
+        with pytest.raises(InvalidToken, match="unknown"):
+            short.refresh(live)
+        with pytest.raises(RevokedToken):
+            long_lived.refresh(fresh)
+        assert long_lived.refresh(d).refresh_token
+
+    def test_adds_at_the_bound_never_scan_the_store(self, clock: FakeClock) -> None:
+        """At the bound, rotations and logins (each evicting a family) read no family but
+        their own and the evicted one: no add walks the store."""
+
+        class Watched(dict[str, Any]):
+            walks = 0
+
+            def items(self) -> Any:
+                Watched.walks += 1
+                return super().items()
+
+            def values(self) -> Any:
+                Watched.walks += 1
+                return super().values()
+
+            def __iter__(self) -> Any:
+                Watched.walks += 1
+                return super().__iter__()
+
+        store = MemoryRefreshTokenStore(clock=clock, max_tokens=500)
+        service = _service(store, clock)
+        for i in range(500):
+            service.issue(f"user{i}")
+        token = service.issue("alice").refresh_token
+        store._families = Watched(store._families)
+        for i in range(200):
+            token = service.refresh(token).refresh_token
+            service.issue(f"late{i}")
+        assert len(store) == 500
+        assert Watched.walks == 0
+
+
+class TestRedisRoundTrips:
+    def test_round_trips_per_operation(self, redis_server: RedisServer) -> None:
+        """On a real server: issue is one round trip, a rotation two (consume, then the
+        family and the subject's index together), revoke two, revoke_subject two; the
+        asyncio store makes the same number. Client and server counts agree."""
+        from tests.support.roundtrips import CountingClient, Trips
+
+        client = CountingClient(redis_server.host, redis_server.port)
+        try:
+            client.sync.flushdb()
+            service = TokenService(
+                KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(client.sync)
+            )
+            service.refresh(service.issue("warm").refresh_token)  # connection and scripts
+            counted: dict[str, tuple[int, int]] = {}
+
+            def count(name: str, call: Any) -> Any:
+                with Trips(client) as trips:
+                    result = call()
+                counted[name] = (trips.client_side, trips.server_side)
+                return result
+
+            pair = count("issue", lambda: service.issue("alice"))
+            pair = count("refresh", lambda: service.refresh(pair.refresh_token))
+            count("revoke", lambda: service.revoke(pair.refresh_token))
+            service.issue("bob")
+            service.issue("bob")
+            count("revoke_subject", lambda: service.revoke_subject("bob"))
+            assert counted == {
+                "issue": (1, 1),
+                "refresh": (2, 2),
+                "revoke": (2, 2),
+                "revoke_subject": (2, 2),
+            }
+
+            async def rotate() -> tuple[int, int]:
+                store = AsyncRedisRefreshTokenStore(client.aio)
+                twin = AsyncTokenService(KEY, issuer=ISS, audience=AUD, store=store)
+                token = (await twin.issue("carol")).refresh_token
+                token = (await twin.refresh(token)).refresh_token
+                with Trips(client) as trips:
+                    await twin.refresh(token)
+                await client.aclose()
+                return trips.client_side, trips.server_side
+
+            assert asyncio.run(rotate()) == (2, 2)
+        finally:
+            client.close()
+
+    def test_a_flushed_script_cache_is_reloaded(self, redis_client: redis.Redis) -> None:
+        """After SCRIPT FLUSH (a restarted server), rotations load the scripts again."""
+        service = TokenService(
+            KEY, issuer=ISS, audience=AUD, store=RedisRefreshTokenStore(redis_client)
+        )
+        token = service.issue("alice").refresh_token
+        redis_client.script_flush()
+        token = service.refresh(token).refresh_token
+        redis_client.script_flush()
+        service.revoke_subject("alice")
+        with pytest.raises(RevokedToken):
+            service.refresh(token)
+
+    async def test_a_flushed_script_cache_is_reloaded_asyncio(
+        self, async_redis_client: redis.asyncio.Redis
+    ) -> None:
+        """The asyncio store, too, loads its scripts again after SCRIPT FLUSH."""
+        service = AsyncTokenService(
+            KEY, issuer=ISS, audience=AUD, store=AsyncRedisRefreshTokenStore(async_redis_client)
+        )
+        token = (await service.issue("alice")).refresh_token
+        await async_redis_client.script_flush()
+        token = (await service.refresh(token)).refresh_token
+        await async_redis_client.script_flush()
+        await service.revoke_subject("alice")
+        with pytest.raises(RevokedToken):
+            await service.refresh(token)

@@ -701,3 +701,159 @@ class TestUnpaddedSecrets:
         """Dropping the padding requirement accepts nothing else."""
         with pytest.raises(ConfigurationError):
             WebhookVerifier(secret)
+
+
+def _verdict(verifier: WebhookVerifier, body: bytes, headers: Any) -> tuple[object, ...]:
+    """What one verification did: ("ok",) or the error's class, message and audit reason."""
+    from apisec.testing import capture_audit
+
+    with capture_audit() as events:
+        try:
+            verifier.verify(body, headers)
+        except WebhookError as exc:
+            return (type(exc).__name__, exc.message, [e.reason for e in events])  # type: ignore[attr-defined]
+    return ("ok", [e.reason for e in events])  # type: ignore[attr-defined]
+
+
+# Header edits the fast path must either read exactly as the general path or leave to it.
+_EDITS = st.sampled_from(
+    [
+        "none",
+        "extra header",
+        "upper-case duplicate",
+        "title-case names",
+        "bytes name",
+        "padded value",
+        "tab in value",
+        "second signature first",
+        "v1a entry",
+        "unknown version",
+        "two spaces",
+        "17 signatures",
+        "dot in id",
+        "id of 257",
+        "timestamp of 13 digits",
+        "signed timestamp with leading zeros",
+        "non-ASCII id",
+        "wrong secret",
+        "one character off",
+        "not a str value",
+        "missing id",
+        "empty signature",
+    ]
+)
+
+
+def _edit(headers: dict[Any, Any], edit: str, other: dict[str, str]) -> dict[Any, Any]:  # noqa: PLR0912 - one branch per edit
+    """``headers`` with one edit made (on whatever spelling of a name earlier edits left)."""
+
+    class Named(dict[Any, Any]):
+        def __missing__(self, name: str) -> Any:
+            for key, value in self.items():
+                if isinstance(key, str) and key.lower() == name:
+                    return value
+            return ""
+
+        def __setitem__(self, name: Any, value: Any) -> None:
+            for key in list(self):
+                if isinstance(key, str) and key.lower() == name and key != name:
+                    del self[key]
+            super().__setitem__(name, value)
+
+    h: dict[Any, Any] = Named(headers)
+    sig = str(h["webhook-signature"])
+    if edit == "extra header":
+        h = {"content-type": "application/json", **h, "user-agent": "x"}
+    elif edit == "upper-case duplicate":
+        dict.__setitem__(h, "Webhook-Id", h["webhook-id"])
+    elif edit == "title-case names":
+        h = {k.title(): v for k, v in h.items()}
+    elif edit == "bytes name":
+        h[b"x-request-id"] = "1"
+    elif edit == "padded value":
+        h["webhook-signature"] = f" {sig} "
+    elif edit == "tab in value":
+        h["webhook-id"] = str(h["webhook-id"]) + "\t"
+    elif edit == "second signature first":
+        h["webhook-signature"] = f"{other['webhook-signature']} {sig}"
+    elif edit == "v1a entry":
+        h["webhook-signature"] = f"v1a,{'A' * 86}== {sig}"
+    elif edit == "unknown version":
+        h["webhook-signature"] = f"v2,abc {sig}"
+    elif edit == "two spaces":
+        h["webhook-signature"] = f"{other['webhook-signature']}  {sig}"
+    elif edit == "17 signatures":
+        h["webhook-signature"] = " ".join([other["webhook-signature"]] * 16 + [sig])
+    elif edit == "dot in id":
+        h["webhook-id"] = "msg.1"
+    elif edit == "id of 257":
+        h["webhook-id"] = "m" * 257
+    elif edit == "timestamp of 13 digits":
+        h["webhook-timestamp"] = "0" + str(h["webhook-timestamp"]).rjust(12, "0")
+    elif edit == "signed timestamp with leading zeros":
+        pass  # made by the signer below
+    elif edit == "non-ASCII id":
+        h["webhook-id"] = "msg_é"
+    elif edit == "wrong secret":
+        h["webhook-signature"] = other["webhook-signature"]
+    elif edit == "one character off" and len(sig) > 4:
+        h["webhook-signature"] = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    elif edit == "not a str value":
+        h["webhook-id"] = str(h["webhook-id"]).encode()
+    elif edit == "missing id":
+        h = {k: v for k, v in h.items() if not (isinstance(k, str) and k.lower() == "webhook-id")}
+    elif edit == "empty signature":
+        h["webhook-signature"] = ""
+    return dict(h)
+
+
+class TestFastPathIsPinned:
+    """Standard Webhooks over plain dict headers: the fast path answers as the general path."""
+
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        edits=st.lists(_EDITS, min_size=1, max_size=3),
+        skew=st.sampled_from([0, 299, 300, 301, -301]),
+        body=st.binary(max_size=2048),
+        guarded=st.booleans(),
+    )
+    def test_every_shape_matches_the_general_path(
+        self, edits: list[str], skew: int, body: bytes, guarded: bool
+    ) -> None:
+        """Same verdict, error message and audit reason with the fast path on and off, for
+        valid deliveries and for each unusual shape, stale time or wrong signature."""
+        clock = FakeClock(1_700_000_000)
+        secret = generate_secret()
+        signer = WebhookSigner(secret, clock=clock)
+        other = WebhookSigner(generate_secret(), clock=clock).sign(body, msg_id="msg_other")
+        kw: dict[str, Any] = {"clock": clock, "max_body_bytes": 1024}
+        fast = WebhookVerifier(secret, replay_guard=MemoryReplayGuard() if guarded else None, **kw)
+        general = WebhookVerifier(
+            secret, replay_guard=MemoryReplayGuard() if guarded else None, **kw
+        )
+        general._plain_standard = False
+        assert fast._plain_standard
+        headers: dict[Any, Any] = signer.sign(body)
+        if "signed timestamp with leading zeros" in edits:
+            headers = {**headers, "webhook-timestamp": headers["webhook-timestamp"].zfill(12)}
+            mac = hmac.new(
+                base64.b64decode(secret.removeprefix("whsec_")),
+                f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body,
+                hashlib.sha256,
+            ).digest()
+            headers["webhook-signature"] = "v1," + base64.b64encode(mac).decode()
+        for edit in edits:
+            headers = _edit(headers, edit, other)
+        clock.set(1_700_000_000 + skew)
+        first = _verdict(fast, body, headers)
+        assert first == _verdict(general, body, headers)
+        assert _verdict(fast, body, headers) == _verdict(general, body, headers)  # replays
+
+    def test_the_fast_path_is_taken_for_the_common_shapes(self, clock: FakeClock) -> None:
+        """A signed delivery in a dict of its three headers, or among others, is verified
+        without the general path (which would need the scheme's parser)."""
+        signer, verifier = pair("standard", clock)
+        headers = signer.sign(BODY)
+        verifier._scheme = None  # type: ignore[assignment]  # the general path would fail
+        verifier.verify(BODY, headers)
+        verifier.verify(BODY, {"host": "x", **headers, "content-length": "10"})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -79,6 +79,25 @@ def hash_api_key(
     if secret is None:
         raise ConfigurationError(f"unknown pepper id {chosen!r}")
     return f"hmac-sha256${chosen}$" + hmac.new(secret, data, hashlib.sha256).hexdigest()
+
+
+def current_hasher(pepper: Peppers | None) -> Callable[[str], str]:
+    """``hash_api_key(key, pepper)`` as a function of ``key`` alone, its constants bound once."""
+    if pepper is None:
+        sha256 = hashlib.sha256
+
+        def plain(key: str) -> str:
+            return "sha256$" + sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+        return plain
+    secret = pepper.secrets[pepper.current]
+    label = f"hmac-sha256${pepper.current}$"
+    digest = hmac.digest
+
+    def peppered(key: str) -> str:
+        return label + digest(secret, key.encode("utf-8", "surrogatepass"), "sha256").hex()
+
+    return peppered
 
 
 def hash_versions(key: str, pepper: Peppers | None) -> list[str]:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from hashlib import sha256
 from typing import Any, TypeVar
 
 from apisec import authz
 from apisec._async import InPlace, has_async_method
 from apisec._clock import Clock, Duration, seconds, wall_clock
 from apisec._flows import Flow, adrive, drive
-from apisec.apikeys._format import RANDOM_CHARS, check_prefix, generate_key_text, split_key
-from apisec.apikeys._hashing import Peppers, hash_api_key, hash_versions, same_hash
+from apisec.apikeys._format import (
+    MAX_KEY_LENGTH,
+    RANDOM_CHARS,
+    check_prefix,
+    generate_key_text,
+    split_key,
+)
+from apisec.apikeys._hashing import Peppers, current_hasher, hash_api_key, hash_versions, same_hash
 from apisec.apikeys._records import (
     ApiKeyNotFound,
     ApiKeyRecord,
@@ -73,7 +81,57 @@ class _ApiKeyCore:
         # time.time itself when no clock is injected: one call less per authentication.
         self._clock = time.time if clock is wall_clock else clock
         self._pepper = _pepper(pepper)
+        self._current_hash = current_hasher(self._pepper)
         self.default_prefix = check_prefix(default_prefix)
+        self._lookup_first = False
+        self._find_in_memory: Callable[[str], ApiKeyRecord | None] | None = None
+
+    def _use_store(self, store: object) -> None:
+        """Choose the order of authentication's steps for ``store``.
+
+        A memory store answers a lookup for less than parsing the key costs,
+        so the key is hashed and looked up first and its checksum is parsed
+        only to label a miss (``malformed`` or ``unknown``). Any other store
+        may sit across a network: the checksum comes first there, so garbage
+        never costs a round trip.
+        """
+        inner = store.inner if isinstance(store, InPlace) else store
+        if type(inner) is MemoryApiKeyStore:
+            self._lookup_first = True
+            self._find_in_memory = inner.lookup
+
+    def _authenticated_in_memory(self, key: object) -> ApiKeyRecord | None:
+        """The fast path of ``authenticate`` (docs/architecture.md): the common case only.
+
+        Over a memory store, a key whose current hash is stored, active and
+        touched less than ``TOUCH_INTERVAL`` ago is the whole answer: there is
+        nothing to audit and nothing to write. Anything else (a miss, an
+        expired, revoked or older-pepper record, a touch that is due, a store
+        that is not in memory) returns None and takes the general flow, which
+        decides it from scratch. This skips the flow driver and the checksum
+        parse, which together cost several times the hash and the lookup.
+        ``tests/test_apikeys_service.py::TestFastPathIsPinned`` pins it.
+        """
+        find = self._find_in_memory
+        if find is None or type(key) is not str or len(key) > MAX_KEY_LENGTH:
+            return None
+        if self._pepper is None:  # hash_api_key(key), inline
+            key_hash = "sha256$" + sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        else:
+            key_hash = self._current_hash(key)
+        record = find(key_hash)
+        if (
+            record is None
+            or record.revoked_at is not None
+            or record.last_used_at is None
+            or not hmac.compare_digest(record.key_hash, key_hash)
+        ):
+            return None
+        now = self._clock()
+        expires_at = record.expires_at
+        if (expires_at is None or expires_at > now) and now - record.last_used_at < TOUCH_INTERVAL:
+            return record
+        return None
 
     # --- flows ---------------------------------------------------------------------
 
@@ -117,7 +175,11 @@ class _ApiKeyCore:
         reason = None
         record: ApiKeyRecord | None = None
         hashes: list[str] = []
-        if not isinstance(key, str) or split_key(key) is None:
+        if (
+            not isinstance(key, str)
+            or len(key) > MAX_KEY_LENGTH
+            or (not self._lookup_first and split_key(key) is None)
+        ):
             reason = "malformed"
         else:
             hashes = hash_versions(key, self._pepper)
@@ -127,7 +189,8 @@ class _ApiKeyCore:
                     break
                 record = None
             if record is None:
-                reason = "unknown"
+                # Looked up before it was parsed (see _use_store): the checksum labels the miss.
+                reason = "malformed" if self._lookup_first and split_key(key) is None else "unknown"
             elif record.revoked_at is not None:
                 reason = "revoked"
             elif record.expires_at is not None and record.expires_at <= now:
@@ -208,6 +271,7 @@ class ApiKeyService(_ApiKeyCore):
         if has_async_method(store, "find"):
             raise ConfigurationError("this store is async: use AsyncApiKeyService")
         self.store = store
+        self._use_store(store)
 
     def create(
         self,
@@ -222,6 +286,9 @@ class ApiKeyService(_ApiKeyCore):
 
     def authenticate(self, key: str) -> ApiKeyRecord:
         """The record of a valid key, or :class:`InvalidApiKey` (one generic client problem)."""
+        record = self._authenticated_in_memory(key)
+        if record is not None:
+            return record
         return drive(self._authenticate_flow(key), self.store)
 
     def revoke(self, key_id: str) -> ApiKeyRecord:
@@ -254,6 +321,7 @@ class AsyncApiKeyService(_ApiKeyCore):
         if not has_async_method(store, "find"):
             raise ConfigurationError("this store is synchronous: use ApiKeyService")
         self.store = store
+        self._use_store(store)
 
     async def create(
         self,
@@ -270,6 +338,9 @@ class AsyncApiKeyService(_ApiKeyCore):
 
     async def authenticate(self, key: str) -> ApiKeyRecord:
         """Same as :meth:`ApiKeyService.authenticate`, awaiting the store."""
+        record = self._authenticated_in_memory(key)
+        if record is not None:
+            return record
         return await adrive(self._authenticate_flow(key), self.store)
 
     async def revoke(self, key_id: str) -> ApiKeyRecord:

@@ -4,6 +4,12 @@ Layout: ``{prefix}k:<id>`` is a hash of the record's fields, ``{prefix}h:<key
 hash>`` maps a key hash to its id, ``{prefix}o:<sha256(owner)>`` is the set of
 an owner's ids. Only key hashes are stored; records never expire on their
 own (revoked and expired keys stay listable). Failures become ``StoreError``.
+
+``find`` (every authentication) is one round trip: a script reads the id and
+then the record. On Redis Cluster the two keys sit on different slots, which
+a script may not span, so a cluster client makes the two reads separately.
+An ``update`` that keeps the key hash (a touch, a revocation) is one script
+on the record's key.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from apisec._redis import redis_errors
+from apisec._redis import is_cluster, redis_errors
 from apisec.apikeys._records import ApiKeyRecord
 from apisec.apikeys._stores import check_changes
 from apisec.errors import StoreError
@@ -35,6 +41,36 @@ def _decode(raw: Mapping[Any, Any]) -> ApiKeyRecord | None:
         return None
     row = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
     return ApiKeyRecord.from_row(row)
+
+
+def _decode_flat(raw: list[Any] | None) -> ApiKeyRecord | None:
+    """A record from the find script's reply: HGETALL's flat name, value list."""
+    if not raw:
+        return None
+    return _decode(dict(zip(raw[::2], raw[1::2], strict=True)))
+
+
+# KEYS: the key hash's index. ARGV: the record keys' prefix. The id, then its record,
+# in one round trip. The record's key is computed here, not passed: a single server
+# allows it; Redis Cluster does not (see _one_trip).
+_FIND = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return redis.call('HGETALL', ARGV[1] .. id)
+"""
+
+
+# KEYS: a record. ARGV: field, value pairs. Changes an existing record's fields and
+# returns the whole record, in one round trip (a touch of last_used_at, a revocation).
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+def _fields(changes: Mapping[str, Any]) -> list[Any]:
+    return [item for pair in _encode(changes).items() for item in pair]
 
 
 class _Names:
@@ -61,6 +97,9 @@ class RedisApiKeyStore:
     def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._client = client
         self._names = _Names(prefix)
+        self._one_trip = not is_cluster(client)
+        self._find = client.register_script(_FIND)
+        self._update = client.register_script(_UPDATE)
 
     def add(self, record: ApiKeyRecord) -> None:
         names = self._names
@@ -76,6 +115,9 @@ class RedisApiKeyStore:
 
     def find(self, key_hash: str) -> ApiKeyRecord | None:
         with redis_errors("api key find"):
+            if self._one_trip:
+                reply = self._find(keys=[self._names.hash(key_hash)], args=[self._names.record("")])
+                return _decode_flat(reply)
             key_id = self._client.get(self._names.hash(key_hash))
             if key_id is None:
                 return None
@@ -86,6 +128,8 @@ class RedisApiKeyStore:
         names = self._names
         with redis_errors("api key update"):
             record_key = names.record(key_id)
+            if changes and "key_hash" not in changes:
+                return _decode_flat(self._update(keys=[record_key], args=_fields(changes)))
             old_hash = self._client.hget(record_key, "key_hash")
             if old_hash is None:
                 return None
@@ -111,6 +155,9 @@ class AsyncRedisApiKeyStore:
     def __init__(self, client: redis.asyncio.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._client = client
         self._names = _Names(prefix)
+        self._one_trip = not is_cluster(client)
+        self._find = client.register_script(_FIND)
+        self._update = client.register_script(_UPDATE)
 
     async def add(self, record: ApiKeyRecord) -> None:
         names = self._names
@@ -126,6 +173,10 @@ class AsyncRedisApiKeyStore:
 
     async def find(self, key_hash: str) -> ApiKeyRecord | None:
         with redis_errors("api key find"):
+            if self._one_trip:
+                names = self._names
+                reply = await self._find(keys=[names.hash(key_hash)], args=[names.record("")])
+                return _decode_flat(reply)
             key_id = await self._client.get(self._names.hash(key_hash))
             if key_id is None:
                 return None
@@ -136,6 +187,8 @@ class AsyncRedisApiKeyStore:
         names = self._names
         with redis_errors("api key update"):
             record_key = names.record(key_id)
+            if changes and "key_hash" not in changes:
+                return _decode_flat(await self._update(keys=[record_key], args=_fields(changes)))
             old_hash = await self._client.hget(record_key, "key_hash")
             if old_hash is None:
                 return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 
 from apisec._http import merge_vary_bytes, replace_cors, split_vary
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,8 @@ _REQUEST_METHOD = b"access-control-request-method"
 _REQUEST_FIELDS = frozenset(
     (_REQUEST_METHOD, b"access-control-request-headers", b"access-control-request-private-network")
 )
+# The lengths of those four names: any other name is skipped without lower-casing it.
+_FIELD_LENGTHS = frozenset(len(name) for name in (_ORIGIN, *_REQUEST_FIELDS))
 _EMPTY: tuple[bytes, ...] = ()
 _NO_HEADERS: tuple[tuple[bytes, bytes], ...] = ()
 # Every value of Origin and of the three Access-Control-Request-* fields.
@@ -41,7 +44,8 @@ class CORSMiddleware:
       merged so it names each field once.
 
     Allowed answers are remembered — a policy's answer to the same fields
-    never changes — for at most 256 origins and 256 distinct preflights;
+    never changes — for at most 256 origins and 256 distinct preflights, and
+    each allowed preflight answer is encoded once (at most 256 of them);
     refusals are decided, and audited, every time.
     """
 
@@ -53,6 +57,9 @@ class CORSMiddleware:
         self._no_origin = _split(encode(policy.decide("GET", None).headers))
         self._allowed: dict[bytes, _Allowance] = {}
         self._preflights: dict[_PreflightKey, RawHeaders] = {}
+        # Allowed preflights' headers, encoded, by their text: many preflights share one
+        # answer (one per allowed origin), so a new preflight is decided but not re-encoded.
+        self._encoded: dict[tuple[tuple[str, str], ...], RawHeaders] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +70,13 @@ class CORSMiddleware:
         if scope["method"] == "OPTIONS":
             fields = _preflight_fields(headers)
             if fields[0] and fields[1]:
-                await self._preflight(scope, send, fields)
+                answer = self._preflights.get(fields) or self._preflight(fields)
+                if type(answer) is CorsDecision:  # refused
+                    reason = answer.reason or "refused"
+                    await send_problem(send, scope, CorsRejected(reason), answer.headers)
+                    return
+                await send({"type": "http.response.start", "status": 204, "headers": list(answer)})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             origins = fields[0]
         else:
@@ -86,34 +99,47 @@ class CORSMiddleware:
             self._allowed[origin] = allowance  # an allowed origin's headers never change
         return allowance
 
-    async def _preflight(self, scope: Scope, send: Send, fields: _PreflightKey) -> None:
-        headers = self._preflights.get(fields)
+    def _preflight(self, fields: _PreflightKey) -> RawHeaders | CorsDecision:
+        """A preflight not in the cache: its encoded headers (cached), or the refusal."""
+        decision = self._decide_preflight(fields)
+        if not decision.allowed:
+            return decision
+        answer = tuple(decision.headers)
+        headers = self._encoded.get(answer)
         if headers is None:
-            decision = self._decide_preflight(fields)
-            if not decision.allowed:
-                await send_problem(
-                    send, scope, CorsRejected(decision.reason or "refused"), decision.headers
-                )
-                return
             headers = encode(decision.headers)
-            if sum(len(value) for values in fields for value in values) <= _MAX_CACHED_KEY:
-                if len(self._preflights) >= _CACHE_SIZE:
-                    self._preflights.clear()  # bounded: a flood of variants cannot grow it
-                self._preflights[fields] = headers
-        await send({"type": "http.response.start", "status": 204, "headers": list(headers)})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if len(self._encoded) >= _CACHE_SIZE:
+                self._encoded.clear()
+            self._encoded[answer] = headers
+        if _key_size(fields) <= _MAX_CACHED_KEY:
+            if len(self._preflights) >= _CACHE_SIZE:
+                self._preflights.clear()  # bounded: a flood of variants cannot grow it
+            self._preflights[fields] = headers
+        return headers
 
     def _decide_preflight(self, fields: _PreflightKey) -> CorsDecision:
         origins, requested, request_headers, private = fields
+        if len(request_headers) == 1:
+            names: str | None = request_headers[0].decode("latin-1")
+        else:
+            names = b", ".join(request_headers).decode("latin-1") if request_headers else None
         return self.policy.decide(
             "OPTIONS",
             origins[0].decode("latin-1") if len(origins) == 1 else "",
             requested[0].decode("latin-1") if len(requested) == 1 else "",
-            b", ".join(request_headers).decode("latin-1") if request_headers else None,
+            names,
             access_control_request_private_network=(
                 private[0].decode("latin-1") if len(private) == 1 else None
             ),
         )
+
+
+def _key_size(fields: _PreflightKey) -> int:
+    """The bytes a preflight's fields would keep in the cache."""
+    origins, requested, request_headers, private = fields
+    if len(origins) == 1 and len(requested) == 1 and len(request_headers) == 1 and not private:
+        return len(origins[0]) + len(requested[0]) + len(request_headers[0])  # the usual shape
+    return sum(map(len, chain.from_iterable(fields)))
 
 
 def _preflight_fields(headers: Iterable[tuple[bytes, bytes]]) -> _PreflightKey:
@@ -121,6 +147,8 @@ def _preflight_fields(headers: Iterable[tuple[bytes, bytes]]) -> _PreflightKey:
     origins: list[bytes] = []
     found: dict[bytes, list[bytes]] = {}
     for name, value in headers:
+        if len(name) not in _FIELD_LENGTHS:
+            continue
         lowered = name.lower()
         if lowered == _ORIGIN:
             origins.append(value)

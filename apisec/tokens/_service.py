@@ -49,7 +49,13 @@ __all__ = ["AccessToken", "AsyncTokenService", "Claims", "TokenPair", "TokenServ
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 DEFAULT_REFRESH_TTL = 14 * 24 * 3600
-_REFRESH_TOKEN = re.compile(r"rt_([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
+# rt2_<family secret>.<token secret>: 16 and 32 random bytes, base64url. The family id
+# the store knows is derived from the family secret (_family_id), which every token of
+# the family carries and nothing else does: naming a family proves holding one of its
+# tokens, so a store can keep one token per family and call every other one a reuse.
+_REFRESH_TOKEN = re.compile(r"rt2_([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
+# The format before families were derived: rt_<family id>.<secret>. Refused by name.
+_RETIRED_REFRESH_TOKEN = re.compile(r"rt_[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
 _MAX_SUBJECT = 256
 
 T = TypeVar("T")
@@ -143,8 +149,14 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def _new_refresh_token(family_id: str) -> str:
-    return f"rt_{family_id}.{_b64.encode(secrets.token_bytes(32))}"
+def _family_id(family_secret: str) -> str:
+    """The id a store files a family under: 128 bits of SHA-256 of its secret."""
+    digest = hashlib.sha256(b"apisec refresh family\x00" + family_secret.encode("ascii"))
+    return _b64.encode(digest.digest()[:16])
+
+
+def _new_refresh_token(family_secret: str) -> str:
+    return f"rt2_{family_secret}.{_b64.encode(secrets.token_bytes(32))}"
 
 
 class _TokenCore:
@@ -297,12 +309,12 @@ class _TokenCore:
     # --- flows over the store ------------------------------------------------------
 
     def _pair(
-        self, subject: str, claims: Mapping[str, Any], family_id: str, now: float
+        self, subject: str, claims: Mapping[str, Any], family_secret: str, now: float
     ) -> tuple[TokenPair, RefreshRecord]:
-        refresh_token = _new_refresh_token(family_id)
+        refresh_token = _new_refresh_token(family_secret)
         record = RefreshRecord(
             token_hash=_hash(refresh_token),
-            family_id=family_id,
+            family_id=_family_id(family_secret),
             subject=subject,
             expires_at=now + self.refresh_ttl,
             claims=dict(claims),
@@ -317,24 +329,29 @@ class _TokenCore:
     def _issue_flow(self, subject: str, claims: Mapping[str, Any]) -> _StoreFlow[TokenPair]:
         self._check_claims_in(subject, claims)
         now = self._clock()
-        family_id = _b64.encode(secrets.token_bytes(16))
-        pair, record = self._pair(subject, claims, family_id, now)
+        pair, record = self._pair(subject, claims, _b64.encode(secrets.token_bytes(16)), now)
         yield Add(record)
         emit(AuditEvent.TOKEN_ISSUED, principal=subject)
         return pair
 
     @staticmethod
-    def _parse_refresh(token: object) -> tuple[str, str]:
+    def _parse_refresh(token: object) -> tuple[str, str, str]:
+        """``(family secret, family id, token hash)`` of a well-formed refresh token."""
         if not isinstance(token, str):
             raise InvalidToken("refresh token is not a string")
         match = _REFRESH_TOKEN.fullmatch(token)
         if match is None:
+            if _RETIRED_REFRESH_TOKEN.fullmatch(token):
+                raise InvalidToken(
+                    "refresh token in the retired rt_ format (apisec before 0.1.0): sign in again"
+                )
             raise InvalidToken("malformed refresh token")
-        return match.group(1), _hash(token)
+        family_secret = match.group(1)
+        return family_secret, _family_id(family_secret), _hash(token)
 
     def _refresh_flow(self, refresh_token: str) -> _StoreFlow[TokenPair]:
         try:
-            family_id, token_hash = self._parse_refresh(refresh_token)
+            family_secret, family_id, token_hash = self._parse_refresh(refresh_token)
             now = self._clock()
             result: ConsumeResult = yield Consume(
                 family_id=family_id, token_hash=token_hash, now=now
@@ -366,13 +383,13 @@ class _TokenCore:
             raise
         if result.subject is None:
             raise InvalidToken("the store returned no subject for a consumed token")
-        pair, record = self._pair(result.subject, result.claims, family_id, now)
+        pair, record = self._pair(result.subject, result.claims, family_secret, now)
         yield Add(record)
         emit(AuditEvent.TOKEN_REFRESHED, principal=result.subject)
         return pair
 
     def _revoke_flow(self, refresh_token: str) -> _StoreFlow[None]:
-        family_id, token_hash = self._parse_refresh(refresh_token)
+        _, family_id, token_hash = self._parse_refresh(refresh_token)
         record: RefreshRecord | None = yield Get(family_id=family_id, token_hash=token_hash)
         if record is None:
             return None  # unknown or expired: nothing to revoke (RFC 7009 section 2.2)

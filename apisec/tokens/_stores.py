@@ -4,18 +4,29 @@ A store keeps, per refresh token, only the SHA-256 of the token and its
 family; per family, the subject, the claims to carry into new access tokens
 and whether it is revoked. Five operations, each atomic on its own:
 
-* ``add(record)`` — remember a new token (creating its family if needed);
+* ``add(record)`` — remember a new token: a new family's first, or the
+  newest of its family (after a rotation, or a retry within the grace);
 * ``get(family_id, token_hash)`` — read a token's record;
 * ``consume(family_id, token_hash, now)`` — the one-time use: exactly one
   caller ever gets ``ConsumeStatus.OK`` for a token;
 * ``revoke_family(family_id)``;
 * ``revoke_subject(subject)`` — every family of a subject.
+
+A family id is derived from a secret that every token of the family carries
+and nothing else does (see ``apisec.tokens._service``), so a token naming a
+family is a token of that family, or a copy of one. A store may therefore
+keep just the family's newest token (O(1) per family, as the memory and
+Redis stores do): any other token of a live family is a spent one, and
+``consume`` answers ``REUSED``; ``get`` answers for any token of the family.
+A store that keeps every token until it expires (as the one in
+``docs/stores.md``) is just as correct, only larger.
 """
 
 from __future__ import annotations
 
 import enum
 import heapq
+import hmac
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -158,85 +169,125 @@ class RevokeSubject:
 
 
 @attrs.define
-class _Entry:
-    record: RefreshRecord
-    consumed_at: float | None = None
-
-
-@attrs.define
 class _Family:
+    """One family, in constant space: its newest token and the one that token replaced."""
+
     subject: str
     claims: Mapping[str, Any]
+    #: The hash of the family's newest token, its expiry (the family's), and its use.
+    current: str
+    expires_at: float
+    consumed_at: float | None = None
+    #: The token the newest one replaced, and when it was used (for refresh_grace).
+    previous: str | None = None
+    previous_consumed_at: float | None = None
     revoked: bool = False
-    tokens: set[str] = attrs.field(factory=set)
+    #: The sequence number of the family's live entry in the expiry heap.
+    seq: int = 0
 
 
 class MemoryRefreshTokenStore:
-    """The in-process reference store: thread-safe, bounded, purges expired entries.
+    """The in-process reference store: thread-safe, bounded, one entry per family.
+
+    Each family keeps only its newest token (and the one before, for
+    ``refresh_grace``): a session costs the same however often it refreshes,
+    and a replayed spent token is recognised as long as its family lives.
+
+    Past ``max_tokens`` families, an add drops expired families first, then
+    revoked ones, then those closest to expiry, each in O(log n). A dropped
+    family takes all of its tokens with it, its newest included: they are
+    unknown from then on, so eviction never brings a revoked or spent token
+    back to life (a flood of logins can end other sessions early, never
+    revive one). A family is dropped once its newest token has expired, so
+    spent tokens are not kept past their session.
 
     Args:
-        clock: the time source used to purge expired entries.
-        max_tokens: memory bound; past it, expired entries go first, then
-            those closest to expiry (an evicted token is simply unknown).
+        clock: the time source used to drop expired families.
+        max_tokens: memory bound, in families (each holds one live token).
     """
-
-    _PURGE_EVERY = 1024
 
     def __init__(self, *, clock: Clock = wall_clock, max_tokens: int = 100_000) -> None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError("max_tokens must be a positive int")
         self._clock = clock
         self._max = max_tokens
-        self._tokens: dict[str, _Entry] = {}
         self._families: dict[str, _Family] = {}
         self._subjects: dict[str, set[str]] = {}
+        # (expires_at, seq, family id) for every add: the expiry order, so dropping the
+        # family closest to expiry costs O(log n) at the bound instead of a scan. An
+        # entry whose seq is not its family's any more is stale and skipped.
+        self._expiry: list[tuple[float, int, str]] = []
+        self._seq = 0
+        # Revoked families, oldest revocation first: dropped before live ones at the bound.
+        self._revoked: dict[str, None] = {}
         self._lock = threading.Lock()
-        self._adds = 0
 
     def __len__(self) -> int:
-        return len(self._tokens)
+        return len(self._families)
 
     def add(self, record: RefreshRecord) -> None:
         with self._lock:
             family = self._families.get(record.family_id)
             if family is None:
-                family = _Family(record.subject, dict(record.claims))
+                family = _Family(
+                    subject=record.subject,
+                    claims=dict(record.claims),
+                    current=record.token_hash,
+                    expires_at=record.expires_at,
+                )
                 self._families[record.family_id] = family
                 self._subjects.setdefault(record.subject, set()).add(record.family_id)
-            family.tokens.add(record.token_hash)
-            self._tokens[record.token_hash] = _Entry(record)
-            self._adds += 1
-            if self._adds % self._PURGE_EVERY == 0 or len(self._tokens) > self._max:
-                self._purge(self._clock())
+            else:
+                if family.consumed_at is not None:  # a rotation: the spent token steps back
+                    family.previous = family.current
+                    family.previous_consumed_at = family.consumed_at
+                # Otherwise a retry within the grace: its token replaces the unspent one.
+                family.current = record.token_hash
+                family.expires_at = record.expires_at
+                family.consumed_at = None
+            self._seq += 1
+            family.seq = self._seq
+            heapq.heappush(self._expiry, (record.expires_at, self._seq, record.family_id))
+            self._trim(self._clock())
 
     def get(self, family_id: str, token_hash: str) -> RefreshRecord | None:
         with self._lock:
-            entry = self._tokens.get(token_hash)
-            if entry is None or entry.record.family_id != family_id:
+            family = self._families.get(family_id)
+            if family is None:
                 return None
-            return entry.record
+            return RefreshRecord(
+                token_hash=token_hash,
+                family_id=family_id,
+                subject=family.subject,
+                expires_at=family.expires_at,
+                claims=family.claims,
+            )
 
     def consume(self, family_id: str, token_hash: str, now: float) -> ConsumeResult:
         with self._lock:
-            entry = self._tokens.get(token_hash)
-            if entry is None or entry.record.family_id != family_id:
-                return ConsumeResult(status=ConsumeStatus.UNKNOWN)
             family = self._families.get(family_id)
-            record = entry.record
-            if family is None or family.revoked:
-                return ConsumeResult(status=ConsumeStatus.REVOKED, subject=record.subject)
-            if record.expires_at <= now:
-                return ConsumeResult(status=ConsumeStatus.EXPIRED, subject=record.subject)
-            if entry.consumed_at is not None:
-                return ConsumeResult(
-                    status=ConsumeStatus.REUSED,
-                    subject=record.subject,
-                    claims=family.claims,
-                    consumed_at=entry.consumed_at,
-                )
-            entry.consumed_at = now
+            if family is None:
+                return ConsumeResult(status=ConsumeStatus.UNKNOWN)
+            if family.revoked:
+                return ConsumeResult(status=ConsumeStatus.REVOKED, subject=family.subject)
+            if family.expires_at <= now:  # its newest token is over: so is the family
+                return ConsumeResult(status=ConsumeStatus.EXPIRED, subject=family.subject)
+            consumed_at: float | None = None
+            if hmac.compare_digest(token_hash, family.current):
+                if family.consumed_at is None:
+                    family.consumed_at = now
+                    return ConsumeResult(
+                        status=ConsumeStatus.OK, subject=family.subject, claims=family.claims
+                    )
+                consumed_at = family.consumed_at
+            elif family.previous is not None and hmac.compare_digest(token_hash, family.previous):
+                consumed_at = family.previous_consumed_at
+            # Any other token of the family is an older spent one (or a copy of one).
             return ConsumeResult(
-                status=ConsumeStatus.OK, subject=record.subject, claims=family.claims
+                status=ConsumeStatus.REUSED,
+                subject=family.subject,
+                claims=family.claims,
+                consumed_at=consumed_at,
             )
 
     def revoke_family(self, family_id: str) -> None:
@@ -244,6 +295,7 @@ class MemoryRefreshTokenStore:
             family = self._families.get(family_id)
             if family is not None:
                 family.revoked = True
+                self._revoked[family_id] = None
 
     def revoke_subject(self, subject: str) -> None:
         with self._lock:
@@ -251,30 +303,31 @@ class MemoryRefreshTokenStore:
                 family = self._families.get(family_id)
                 if family is not None:
                     family.revoked = True
+                    self._revoked[family_id] = None
 
-    def _purge(self, now: float) -> None:
-        expired = [h for h, e in self._tokens.items() if e.record.expires_at <= now]
-        for token_hash in expired:
-            self._drop(token_hash)
-        excess = len(self._tokens) - self._max
-        if excess > 0:
-            oldest = heapq.nsmallest(
-                excess, self._tokens.items(), key=lambda item: item[1].record.expires_at
-            )
-            for token_hash, _ in oldest:
-                self._drop(token_hash)
+    def _trim(self, now: float) -> None:
+        """Drop expired families; past the bound, revoked ones, then the closest to expiry."""
+        expiry, families, revoked = self._expiry, self._families, self._revoked
+        while expiry and (expiry[0][0] <= now or len(families) > self._max):
+            if expiry[0][0] > now and revoked:  # over the bound: a revoked family goes first
+                family_id = next(iter(revoked))
+                self._drop(family_id, families[family_id])
+                continue
+            _, seq, family_id = heapq.heappop(expiry)
+            family = families.get(family_id)
+            if family is not None and family.seq == seq:
+                self._drop(family_id, family)
+        if len(expiry) > 2 * len(families) + 1024:
+            # Every rotation leaves a stale entry behind: rebuild from the live ones
+            # (O(n), after more than n adds).
+            self._expiry = [(f.expires_at, f.seq, i) for i, f in families.items()]
+            heapq.heapify(self._expiry)
 
-    def _drop(self, token_hash: str) -> None:
-        entry = self._tokens.pop(token_hash)
-        family_id = entry.record.family_id
-        family = self._families.get(family_id)
-        if family is None:
-            return
-        family.tokens.discard(token_hash)
-        if not family.tokens:
-            del self._families[family_id]
-            members = self._subjects.get(family.subject)
-            if members is not None:
-                members.discard(family_id)
-                if not members:
-                    del self._subjects[family.subject]
+    def _drop(self, family_id: str, family: _Family) -> None:
+        del self._families[family_id]
+        self._revoked.pop(family_id, None)
+        members = self._subjects.get(family.subject)
+        if members is not None:
+            members.discard(family_id)
+            if not members:
+                del self._subjects[family.subject]

@@ -1,13 +1,19 @@
 """Redis refresh-token stores (extra ``apisec[redis]``), sync and asyncio.
 
-Layout, with the family id as a hash tag so one family lives on one Redis
-Cluster slot and the consume script stays atomic there::
+One hash per family, with the family id as a hash tag so a family lives on
+one Redis Cluster slot::
 
-    {prefix}{<family>}:t:<sha256>   hash  state (a|c), exp, cat  — TTL = remaining lifetime
-    {prefix}{<family>}:f            hash  sub, claims, revoked  — TTL = longest token's
-    {prefix}s:<sha256(subject)>     set   family ids            — TTL = longest family's
+    {prefix}{<family>}:f         hash  sub, claims, revoked, and the newest token:
+                                       cur (sha256), exp, cat (used at); and the one
+                                       it replaced: prev, pcat — TTL = the newest
+                                       token's remaining lifetime
+    {prefix}s:<sha256(subject)>  set   family ids — TTL = the longest family's
 
-Times are stored in integer milliseconds from the token service's clock.
+A family keeps only its newest token (see ``apisec.tokens._stores``): a
+session is one hash however often it refreshes. A rotation is two round
+trips: the consume script, then the add script pipelined with the subject
+index (three on Redis Cluster, where the family and the index sit on two
+slots and pipelines refuse scripts). Times are integer milliseconds from the token service's clock.
 Every failure surfaces as ``StoreError``; nothing fails open.
 """
 
@@ -18,8 +24,10 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import NoScriptError
+
 from apisec._clock import wall_clock
-from apisec._redis import redis_errors
+from apisec._redis import is_cluster, redis_errors
 from apisec.tokens._stores import ConsumeResult, ConsumeStatus, RefreshRecord
 
 if TYPE_CHECKING:
@@ -30,18 +38,25 @@ __all__ = ["AsyncRedisRefreshTokenStore", "RedisRefreshTokenStore"]
 
 DEFAULT_PREFIX = "apisec:rt:"
 
-# KEYS: token, family. ARGV: exp_ms (service clock), subject, claims_json, ttl_ms.
-# Expiry is relative (PEXPIRE), so Redis and the service need not share a clock.
+#: A script call to queue on a pipeline: the script, its keys, its arguments.
+_Call = tuple[Any, list[str], list[Any]]
+
+# KEYS: family. ARGV: token hash, exp_ms (service clock), subject, claims_json, ttl_ms.
+# A new family, or its newest token: after a use, the spent token steps back to prev;
+# an unspent one (a retry within the grace) is replaced. The family lives as long as
+# its newest token (relative PEXPIRE: Redis and the service need not share a clock).
 _ADD = """
-local ttl = tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'state', 'a', 'exp', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl)
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[2], 'sub', ARGV[2], 'claims', ARGV[3], 'revoked', '0')
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'claims', ARGV[4], 'revoked', '0')
+else
+  local used = redis.call('HMGET', KEYS[1], 'cur', 'cat')
+  if used[2] then
+    redis.call('HSET', KEYS[1], 'prev', used[1], 'pcat', used[2])
+  end
+  redis.call('HDEL', KEYS[1], 'cat')
 end
-if redis.call('PTTL', KEYS[2]) < ttl then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-end
+redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'exp', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
@@ -54,16 +69,21 @@ end
 return 1
 """
 
-# KEYS: token, family. ARGV: now_ms. The one-time use, atomically.
+# KEYS: family. ARGV: token hash, now_ms. The one-time use, atomically; any token of
+# the family but its unspent newest one is a reused one.
 _CONSUME = """
-local t = redis.call('HMGET', KEYS[1], 'state', 'exp', 'cat')
-if not t[1] then return {'unknown'} end
-local f = redis.call('HMGET', KEYS[2], 'sub', 'claims', 'revoked')
-if not f[1] or f[3] == '1' then return {'revoked', f[1] or ''} end
-if tonumber(t[2]) <= tonumber(ARGV[1]) then return {'expired', f[1]} end
-if t[1] == 'c' then return {'reused', f[1], f[2], t[3]} end
-redis.call('HSET', KEYS[1], 'state', 'c', 'cat', ARGV[1])
-return {'ok', f[1], f[2]}
+local f = redis.call('HMGET', KEYS[1], 'sub', 'claims', 'revoked', 'exp', 'cur', 'cat', 'prev',
+                     'pcat')
+if not f[1] then return {'unknown'} end
+if f[3] == '1' then return {'revoked', f[1]} end
+if tonumber(f[4]) <= tonumber(ARGV[2]) then return {'expired', f[1]} end
+if f[5] == ARGV[1] then
+  if f[6] then return {'reused', f[1], f[2], f[6]} end
+  redis.call('HSET', KEYS[1], 'cat', ARGV[2])
+  return {'ok', f[1], f[2]}
+end
+if f[7] == ARGV[1] then return {'reused', f[1], f[2], f[8]} end
+return {'reused', f[1], f[2]}
 """
 
 # KEYS: family. Revokes only an existing family (never creates one).
@@ -89,9 +109,6 @@ class _Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
-    def token(self, family_id: str, token_hash: str) -> str:
-        return f"{self.prefix}{{{family_id}}}:t:{token_hash}"
-
     def family(self, family_id: str) -> str:
         return f"{self.prefix}{{{family_id}}}:f"
 
@@ -104,7 +121,21 @@ class _Keys:
 
     def add_args(self, record: RefreshRecord, now: float) -> list[Any]:
         claims = json.dumps(dict(record.claims), separators=(",", ":"))
-        return [_ms(record.expires_at), record.subject, claims, self.ttl_ms(record, now)]
+        return [
+            record.token_hash,
+            _ms(record.expires_at),
+            record.subject,
+            claims,
+            self.ttl_ms(record, now),
+        ]
+
+    def add_calls(self, record: RefreshRecord, now: float, add: Any, index: Any) -> list[_Call]:
+        """The add script on the family and the index script on the subject's set."""
+        ttl = self.ttl_ms(record, now)
+        return [
+            (add, [self.family(record.family_id)], self.add_args(record, now)),
+            (index, [self.subject(record.subject)], [record.family_id, ttl]),
+        ]
 
     @staticmethod
     def consume_result(reply: list[Any]) -> ConsumeResult:
@@ -115,16 +146,14 @@ class _Keys:
         return ConsumeResult(status=status, subject=subject, claims=claims, consumed_at=consumed_at)
 
     @staticmethod
-    def record(
-        family_id: str, token_hash: str, token: list[Any], family: list[Any]
-    ) -> RefreshRecord | None:
-        if not token[0] or not family[0]:
+    def record(family_id: str, token_hash: str, family: list[Any]) -> RefreshRecord | None:
+        if not family[0] or not family[2]:
             return None
         return RefreshRecord(
             token_hash=token_hash,
             family_id=family_id,
             subject=_text(family[0]),
-            expires_at=int(_text(token[0])) / 1000,
+            expires_at=int(_text(family[2])) / 1000,
             claims=json.loads(_text(family[1])) if family[1] else {},
         )
 
@@ -145,38 +174,53 @@ class RedisRefreshTokenStore:
         self._client = client
         self._keys = _Keys(prefix)
         self._clock = clock or wall_clock
+        self._cluster = is_cluster(client)
         self._add = client.register_script(_ADD)
         self._consume = client.register_script(_CONSUME)
         self._revoke = client.register_script(_REVOKE)
         self._index = client.register_script(_INDEX)
 
     def add(self, record: RefreshRecord) -> None:
-        keys = self._keys
-        now = self._clock()
-        subject_key = keys.subject(record.subject)
+        calls = self._keys.add_calls(record, self._clock(), self._add, self._index)
         with redis_errors("refresh token add"):
-            self._add(
-                keys=[
-                    keys.token(record.family_id, record.token_hash),
-                    keys.family(record.family_id),
-                ],
-                args=keys.add_args(record, now),
-            )
-            self._index(keys=[subject_key], args=[record.family_id, keys.ttl_ms(record, now)])
+            self._run(calls)
+
+    def _run(self, calls: list[_Call]) -> None:
+        """Run script calls in one round trip (each on its own on a cluster).
+
+        EVALSHA is queued by hand: a Script object on a pipeline would add a
+        round trip (SCRIPT EXISTS) to every execute. After NOSCRIPT (a
+        restarted or flushed server) the scripts are loaded and the calls run
+        once more: every script here may run twice.
+        """
+        if self._cluster:  # keys on several slots, and pipelines refuse EVALSHA
+            for script, keys, args in calls:
+                script(keys=keys, args=args)
+            return
+        for attempt in (1, 2):
+            pipe = self._client.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                pipe.execute()
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in {call[0] for call in calls}:
+                    script.sha = self._client.script_load(script.script)
+            else:
+                return
 
     def get(self, family_id: str, token_hash: str) -> RefreshRecord | None:
         keys = self._keys
         with redis_errors("refresh token get"):
-            token = self._client.hmget(keys.token(family_id, token_hash), ["exp"])
-            family = self._client.hmget(keys.family(family_id), ["sub", "claims"])
-        return keys.record(family_id, token_hash, token, family)
+            family = self._client.hmget(keys.family(family_id), ["sub", "claims", "exp"])
+        return keys.record(family_id, token_hash, family)
 
     def consume(self, family_id: str, token_hash: str, now: float) -> ConsumeResult:
         keys = self._keys
         with redis_errors("refresh token consume"):
-            reply = self._consume(
-                keys=[keys.token(family_id, token_hash), keys.family(family_id)], args=[_ms(now)]
-            )
+            reply = self._consume(keys=[keys.family(family_id)], args=[token_hash, _ms(now)])
         return keys.consume_result(reply)
 
     def revoke_family(self, family_id: str) -> None:
@@ -186,8 +230,7 @@ class RedisRefreshTokenStore:
     def revoke_subject(self, subject: str) -> None:
         with redis_errors("refresh subject revoke"):
             families = self._client.smembers(self._keys.subject(subject))
-            for family_id in families:
-                self._revoke(keys=[self._keys.family(_text(family_id))])
+            self._run([(self._revoke, [self._keys.family(_text(f))], []) for f in families])
 
 
 class AsyncRedisRefreshTokenStore:
@@ -199,38 +242,47 @@ class AsyncRedisRefreshTokenStore:
         self._client = client
         self._keys = _Keys(prefix)
         self._clock = clock or wall_clock
+        self._cluster = is_cluster(client)
         self._add = client.register_script(_ADD)
         self._consume = client.register_script(_CONSUME)
         self._revoke = client.register_script(_REVOKE)
         self._index = client.register_script(_INDEX)
 
     async def add(self, record: RefreshRecord) -> None:
-        keys = self._keys
-        now = self._clock()
-        subject_key = keys.subject(record.subject)
+        calls = self._keys.add_calls(record, self._clock(), self._add, self._index)
         with redis_errors("refresh token add"):
-            await self._add(
-                keys=[
-                    keys.token(record.family_id, record.token_hash),
-                    keys.family(record.family_id),
-                ],
-                args=keys.add_args(record, now),
-            )
-            await self._index(keys=[subject_key], args=[record.family_id, keys.ttl_ms(record, now)])
+            await self._run(calls)
+
+    async def _run(self, calls: list[_Call]) -> None:
+        """Same as :meth:`RedisRefreshTokenStore._run`, awaited."""
+        if self._cluster:
+            for script, keys, args in calls:
+                await script(keys=keys, args=args)
+            return
+        for attempt in (1, 2):
+            pipe = self._client.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                await pipe.execute()
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in {call[0] for call in calls}:
+                    script.sha = await self._client.script_load(script.script)
+            else:
+                return
 
     async def get(self, family_id: str, token_hash: str) -> RefreshRecord | None:
         keys = self._keys
         with redis_errors("refresh token get"):
-            token = await self._client.hmget(keys.token(family_id, token_hash), ["exp"])
-            family = await self._client.hmget(keys.family(family_id), ["sub", "claims"])
-        return keys.record(family_id, token_hash, token, family)
+            family = await self._client.hmget(keys.family(family_id), ["sub", "claims", "exp"])
+        return keys.record(family_id, token_hash, family)
 
     async def consume(self, family_id: str, token_hash: str, now: float) -> ConsumeResult:
         keys = self._keys
         with redis_errors("refresh token consume"):
-            reply = await self._consume(
-                keys=[keys.token(family_id, token_hash), keys.family(family_id)], args=[_ms(now)]
-            )
+            reply = await self._consume(keys=[keys.family(family_id)], args=[token_hash, _ms(now)])
         return keys.consume_result(reply)
 
     async def revoke_family(self, family_id: str) -> None:
@@ -240,5 +292,4 @@ class AsyncRedisRefreshTokenStore:
     async def revoke_subject(self, subject: str) -> None:
         with redis_errors("refresh subject revoke"):
             families = await self._client.smembers(self._keys.subject(subject))
-            for family_id in families:
-                await self._revoke(keys=[self._keys.family(_text(family_id))])
+            await self._run([(self._revoke, [self._keys.family(_text(f))], []) for f in families])

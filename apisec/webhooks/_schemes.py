@@ -288,6 +288,66 @@ class HmacSha256Scheme(Scheme):
         return headers
 
 
+# The fast path of Standard Webhooks verification (docs/architecture.md). Plain
+# dict headers with exactly one spelling of each field, an id, a timestamp and
+# one to MAX_SIGNATURES "v1,<base64>" entries, all in the strict shape one
+# pattern checks at once: the general path (collect, parse, matches) reads
+# such a delivery exactly so, and costs several times the HMAC itself. Any
+# other shape (spaces to strip, v1a or unknown versions, odd header
+# containers, several spellings of a name) returns None and takes the general
+# path, as does every failure, so errors and audit events are the general
+# path's own. tests/test_webhooks.py::TestFastPathIsPinned pins it.
+_STANDARD_NAMES = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_V1 = r"v1,[A-Za-z0-9+/]+={0,2}"
+_PLAIN_STANDARD = re.compile(
+    rf"[!-\-/-~]{{1,256}}\.[0-9]{{1,12}}\.{_V1}(?: {_V1}){{0,{MAX_SIGNATURES - 1}}}"
+)
+
+
+def _one_spelling_each(headers: dict[object, object]) -> bool:
+    """Whether no other key of ``headers`` names one of the three fields (any case)."""
+    if len(headers) == 3:
+        return True  # the three exact names themselves
+    try:
+        names = "\0".join(headers).lower().split("\0")  # type: ignore[arg-type]
+    except TypeError:
+        return False  # a non-str name (bytes pairs and such): the general path reads it
+    # A name holding "\0" only adds pieces, so a count of one is one spelling.
+    return all(names.count(name) == 1 for name in _STANDARD_NAMES)
+
+
+def plain_standard(
+    keys: KeySet, headers: dict[object, object], body: bytes
+) -> tuple[str, int] | None:
+    """``(msg_id, timestamp)`` of a delivery the fast path verified, else None.
+
+    The timestamp is not checked against the clock here: the caller does it.
+    """
+    msg_id = headers.get("webhook-id")
+    ts_text = headers.get("webhook-timestamp")
+    header = headers.get("webhook-signature")
+    if (
+        type(msg_id) is not str
+        or type(ts_text) is not str
+        or type(header) is not str
+        or _PLAIN_STANDARD.fullmatch(f"{msg_id}.{ts_text}.{header}") is None
+        or not _one_spelling_each(headers)
+    ):
+        return None
+    prefix = f"{msg_id}.{ts_text}.".encode()
+    values = header.split(" ")
+    for base in keys.hmac_bases:
+        mac = base.copy()
+        mac.update(prefix)
+        mac.update(body)
+        expected = binascii.b2a_base64(mac.digest(), newline=False).decode()
+        for value in values:
+            # Constant-time for each candidate ("v1," is the pattern's, not secret).
+            if hmac.compare_digest(expected, value[3:]):
+                return msg_id, int(ts_text)
+    return None
+
+
 SCHEMES: dict[str, Scheme] = {
     s.name: s for s in (StandardScheme(), StripeScheme(), GitHubScheme(), HmacSha256Scheme())
 }

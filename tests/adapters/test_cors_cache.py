@@ -220,6 +220,31 @@ class TestCacheBounds:
                 assert response.status_code == 204
                 assert response.headers["access-control-allow-origin"] == origin
             assert 0 < len(harness.app._preflights) <= 256
+            if kind == "asgi":  # encoded answers, one per allowed origin, are bounded too
+                assert 0 < len(harness.app._encoded) <= 256
+        finally:
+            harness.close()
+
+    def test_preflights_sharing_an_answer_share_its_encoding(self) -> None:
+        """Differently spelled preflights from one origin are each decided, and encoded once."""
+        harness = Harness("asgi", lambda module, app: module.CORSMiddleware(app, POLICY))
+        try:
+            answers = set()
+            for spelling in ("content-type", "Content-Type", "CONTENT-TYPE", "content-Type"):
+                response = harness.request(
+                    "OPTIONS",
+                    "/ok",
+                    headers={
+                        "Origin": FRONT,
+                        "Access-Control-Request-Method": "POST",
+                        "Access-Control-Request-Headers": spelling,
+                    },
+                )
+                assert response.status_code == 204
+                answers.add(tuple(sorted(response.headers.multi_items())))
+            assert len(answers) == 1
+            assert len(harness.app._preflights) == 4
+            assert len(harness.app._encoded) == 1
         finally:
             harness.close()
 
