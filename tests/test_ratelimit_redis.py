@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -19,6 +20,7 @@ from apisec.ratelimit import (
     FixedWindow,
     RateLimiter,
     SlidingWindow,
+    SlidingWindowCounter,
     TokenBucket,
 )
 from apisec.ratelimit.redis import AsyncRedisStore, RedisStore
@@ -187,3 +189,92 @@ def test_store_prefix_namespaces_every_key(redis_client: redis.Redis) -> None:
 
     with pytest.raises(ConfigurationError):
         RedisStore(redis_client, prefix="{tag}")
+
+
+def _commands(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()}
+
+
+class TestScriptWrites:
+    @pytest.mark.parametrize(
+        "algorithm",
+        [FixedWindow(10, 60), SlidingWindowCounter(10, 60)],
+        ids=["fixed", "counter"],
+    )
+    def test_a_hit_in_an_open_window_is_one_increment(
+        self, redis_client: redis.Redis, algorithm: Any
+    ) -> None:
+        """In a window already counting, a hit is one HINCRBY: its expiry was set when it began."""
+        clock = FakeClock(6_000.0)
+        limiter = RateLimiter(algorithm, RedisStore(redis_client), clock=clock)
+        assert limiter.hit("k").remaining == 9
+        (store_key,) = limiter._keys("k")
+        ttl = redis_client.pttl(store_key)
+        redis_client.config_resetstat()
+        clock.advance(10)
+        assert limiter.hit("k", 2).remaining == 7
+        calls = _commands(redis_client)
+        assert calls.get("hincrby") == 1
+        assert "hset" not in calls and "pexpire" not in calls
+        assert 0 < redis_client.pttl(store_key) <= ttl
+        assert redis_client.hget(store_key, "c") == b"3"
+
+    @pytest.mark.parametrize(
+        "algorithm",
+        [FixedWindow(10, 60), SlidingWindowCounter(10, 60)],
+        ids=["fixed", "counter"],
+    )
+    def test_a_new_window_rewrites_the_state_and_its_expiry(
+        self, redis_client: redis.Redis, algorithm: Any
+    ) -> None:
+        """The first hit of a window writes the whole state and sets the expiry again."""
+        clock = FakeClock(6_000.0)
+        limiter = RateLimiter(algorithm, RedisStore(redis_client), clock=clock)
+        limiter.hit("k", 4)
+        clock.advance(60)
+        redis_client.config_resetstat()
+        limiter.hit("k")
+        calls = _commands(redis_client)
+        assert calls.get("hset") == 1 and calls.get("pexpire") == 1
+        assert "hincrby" not in calls
+        (store_key,) = limiter._keys("k")
+        assert redis_client.hget(store_key, "c") == b"1"
+        assert redis_client.hget(store_key, "w") == b"6060"
+
+    def test_a_denied_hit_writes_nothing(self, redis_client: redis.Redis) -> None:
+        """A hit over the limit leaves the count and the expiry alone."""
+        clock = FakeClock(6_000.0)
+        limiter = RateLimiter(FixedWindow(2, 60), RedisStore(redis_client), clock=clock)
+        limiter.hit("k", 2)
+        redis_client.config_resetstat()
+        assert not limiter.hit("k").allowed
+        calls = _commands(redis_client)
+        assert not {"hincrby", "hset", "pexpire"} & set(calls)
+        assert redis_client.hget(limiter._keys("k")[0], "c") == b"2"
+
+    async def test_the_async_store_reloads_the_script_after_a_flush(
+        self, async_redis_client: redis.asyncio.Redis
+    ) -> None:
+        """After SCRIPT FLUSH the asyncio store loads the script again and decides as before."""
+        limiter = AsyncRateLimiter(
+            FixedWindow(3, 60), AsyncRedisStore(async_redis_client), clock=FakeClock(100.0)
+        )
+        assert (await limiter.hit("k")).remaining == 2
+        await async_redis_client.script_flush()
+        assert (await limiter.hit("k")).remaining == 1
+        assert (await limiter.peek("k")).remaining == 1
+
+    async def test_the_async_store_maps_failures_to_store_errors(self) -> None:
+        """A closed port is a StoreError from the asyncio store too (or the failure mode)."""
+        client = redis.asyncio.Redis(
+            port=free_loopback_port(), socket_connect_timeout=0.5, retry=AsyncRetry(NoBackoff(), 0)
+        )
+        store = AsyncRedisStore(client)
+        with pytest.raises(StoreError):
+            await AsyncRateLimiter(FixedWindow(5, 60), store).hit("k")
+        with pytest.raises(StoreError):
+            await AsyncRateLimiter([FixedWindow(5, 60), TokenBucket(5, 1)], store).peek("k")
+        opened = await AsyncRateLimiter(FixedWindow(5, 60), store, on_store_error="allow").hit("k")
+        assert opened.allowed and opened.degraded
+        await client.aclose()

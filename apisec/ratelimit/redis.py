@@ -2,7 +2,7 @@
 
 Every decision — one limit or several, hit or peek, headers included — is
 one ``EVALSHA`` of the script below, which mirrors the Python algorithms
-(redis-py reloads it on ``NOSCRIPT``, e.g. after a restart). Keys carry the
+(reloaded on ``NOSCRIPT``, e.g. after a restart). Keys carry the
 caller's key as a hash tag, so the limits of one key live on one Redis
 Cluster slot and the script stays atomic there. Unless the limiter was given
 a ``clock``, the script reads the Redis server's ``TIME``, so app servers
@@ -11,10 +11,13 @@ with skewed clocks still agree.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from apisec._redis import redis_errors
+from redis.exceptions import NoScriptError, RedisError
+
+from apisec._redis import redis_errors, store_error
 from apisec.errors import ConfigurationError
 from apisec.ratelimit._algorithms import Algorithm, Outcome
 from apisec.ratelimit._store import LimitRequest
@@ -40,17 +43,23 @@ end
 local function fixed(key, now, cost, limit, window)
   local start = math.floor(now / window) * window
   local st = redis.call('HMGET', key, 'w', 'c')
-  local count = 0
+  local count, same = 0, false
   -- A stored window newer than now (the clock stepped back) stays current.
   if st[1] and tonumber(st[1]) >= start then
     start = tonumber(st[1])
     count = tonumber(st[2])
+    same = true
   end
   local reset = start + window - now
   if count + cost <= limit then
     return 1, limit - count - cost, reset, -1, -1, function()
-      redis.call('HSET', key, 'w', start, 'c', count + cost)
-      redis.call('PEXPIRE', key, ms(reset))
+      if same and count + cost < 1e15 then
+        -- The window's state and expiry were written when it began: one command.
+        redis.call('HINCRBY', key, 'c', cost)
+      else
+        redis.call('HSET', key, 'w', start, 'c', count + cost)
+        redis.call('PEXPIRE', key, ms(reset))
+      end
     end
   end
   return 0, limit - count, reset, up(reset), -1, nil
@@ -123,12 +132,13 @@ end
 local function counter(key, now, cost, limit, window)
   local start = math.floor(now / window) * window
   local st = redis.call('HMGET', key, 'w', 'c', 'p')
-  local current, previous = 0, 0
+  local current, previous, same = 0, 0, false
   if st[1] then
     local stored = tonumber(st[1])
     if stored >= start then
       start = stored
       current, previous = tonumber(st[2]), tonumber(st[3])
+      same = true
     elseif stored == start - window then
       previous = tonumber(st[2])
     end
@@ -144,8 +154,13 @@ local function counter(key, now, cost, limit, window)
     local after = current + cost
     local reset = keep(after, previous)
     return 1, math.floor(limit - (previous * weight + after)), reset, -1, -1, function()
-      redis.call('HSET', key, 'w', start, 'c', after, 'p', previous)
-      redis.call('PEXPIRE', key, ms(reset))
+      if same and current > 0 and after < 1e15 then
+        -- Same window, already counting: the expiry (two windows on) stands.
+        redis.call('HINCRBY', key, 'c', cost)
+      else
+        redis.call('HSET', key, 'w', start, 'c', after, 'p', previous)
+        redis.call('PEXPIRE', key, ms(reset))
+      end
     end
   end
   local retry
@@ -187,6 +202,14 @@ else
 end
 local peek = ARGV[2] == '1'
 
+if not peek and #KEYS == 1 then
+  -- One limit (the usual): no tables, one format.
+  local ok, rem, reset, retry, delay, write = algorithms[tonumber(ARGV[3])](
+    KEYS[1], now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+  if ok == 1 then write() end
+  return string.format('%d %.17g %.17g %.17g %.17g', ok, rem, reset, retry, delay)
+end
+
 local results, writes, all = {}, {}, true
 for i, key in ipairs(KEYS) do
   local base = 3 + (i - 1) * 4
@@ -227,38 +250,78 @@ def _now_arg(now: float | None) -> bytes:
     return b"" if now is None else repr(float(now)).encode()
 
 
-def _one_args(algorithm: Algorithm, cost: int, now: float | None) -> list[Any]:
-    lua_id, p1, p2 = algorithm.lua_arguments()
-    return [_now_arg(now), b"0", lua_id, cost, p1, p2]
-
-
-def _args(requests: Sequence[LimitRequest], now: float | None, peek: bool) -> list[Any]:
-    args: list[Any] = [_now_arg(now), b"1" if peek else b"0"]
-    for request in requests:
-        lua_id, p1, p2 = request.algorithm.lua_arguments()
-        args += [lua_id, request.cost, p1, p2]
-    return args
+def _outcome(
+    allowed: bytes | str,
+    remaining: bytes | str,
+    reset: bytes | str,
+    retry_after: bytes | str,
+    delay: bytes | str,
+) -> Outcome:
+    retry = float(retry_after)
+    queue = float(delay)
+    return Outcome(
+        allowed in (b"1", "1"),
+        int(float(remaining)),
+        float(reset),
+        None if retry < 0 else retry,
+        None if queue < 0 else queue,
+    )
 
 
 def _outcomes(reply: bytes | str) -> list[Outcome]:
     fields = reply.split()
-    outcomes = []
-    for i in range(0, len(fields), 5):
-        retry = float(fields[i + 3])
-        delay = float(fields[i + 4])
-        outcomes.append(
-            Outcome(
-                allowed=fields[i] in (b"1", "1"),
-                remaining=int(float(fields[i + 1])),
-                reset_after=float(fields[i + 2]),
-                retry_after=None if retry < 0 else retry,
-                queue_delay=None if delay < 0 else delay,
-            )
-        )
-    return outcomes
+    return [_outcome(*fields[i : i + 5]) for i in range(0, len(fields), 5)]
 
 
-class RedisStore:
+#: Unit-hit arguments remembered per algorithm (cleared when full).
+_UNITS = 256
+
+
+class _ScriptCore:
+    """The ``EVALSHA`` command of a decision, shared by both twins.
+
+    redis-py's ``Script`` object is skipped: the command goes straight to
+    ``execute_command`` with its arguments encoded once per algorithm, and
+    the twins reload the script themselves on ``NOSCRIPT``.
+    """
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self._client = client
+        self._prefix = _check_prefix(prefix)
+        self._execute = client.execute_command
+        # Redis names a script by its SHA-1 (not a security use).
+        self._sha = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._units: dict[Algorithm, tuple[Any, ...]] = {}
+
+    def _one_command(
+        self, key: str, algorithm: Algorithm, cost: int, now: float | None
+    ) -> tuple[Any, ...]:
+        """``EVALSHA``'s arguments after the script's name, for one request."""
+        now_arg = b"" if now is None else repr(float(now)).encode()
+        if cost == 1:
+            tail = self._units.get(algorithm)
+            if tail is None:
+                lua_id, p1, p2 = algorithm.lua_arguments()
+                tail = (b"0", lua_id, b"1", p1, p2)
+                if len(self._units) >= _UNITS:
+                    self._units.clear()
+                self._units[algorithm] = tail
+            return (1, self._prefix + key, now_arg, *tail)
+        lua_id, p1, p2 = algorithm.lua_arguments()
+        return (1, self._prefix + key, now_arg, b"0", lua_id, cost, p1, p2)
+
+    def _command(
+        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
+    ) -> tuple[Any, ...]:
+        args: list[Any] = [len(requests), *(self._prefix + r.key for r in requests)]
+        args += [_now_arg(now), b"1" if peek else b"0"]
+        for request in requests:
+            lua_id, p1, p2 = request.algorithm.lua_arguments()
+            args += [lua_id, request.cost, p1, p2]
+        return tuple(args)
+
+
+class RedisStore(_ScriptCore):
     """Rate-limit state in Redis or Redis Cluster, shared by every process.
 
     Args:
@@ -269,24 +332,26 @@ class RedisStore:
     def __init__(
         self, client: redis.Redis | redis.cluster.RedisCluster, *, prefix: str = ""
     ) -> None:
-        self._client = client
-        self._prefix = _check_prefix(prefix)
-        self._script = client.register_script(SCRIPT)
+        super().__init__(client, prefix)
+
+    def _run(self, command: tuple[Any, ...]) -> Any:
+        try:
+            try:
+                return self._execute("EVALSHA", self._sha, *command)
+            except NoScriptError:  # a restart or SCRIPT FLUSH: load it, once, and retry
+                self._sha = self._client.script_load(SCRIPT)
+                return self._execute("EVALSHA", self._sha, *command)
+        except (RedisError, OSError) as exc:
+            raise store_error("rate limit", exc) from exc
 
     def evaluate(
         self, requests: Sequence[LimitRequest], now: float | None, peek: bool
     ) -> list[Outcome]:
-        with redis_errors("rate limit"):
-            reply = self._script(
-                keys=[self._prefix + r.key for r in requests], args=_args(requests, now, peek)
-            )
-        return _outcomes(reply)
+        return _outcomes(self._run(self._command(requests, now, peek)))
 
     def evaluate_one(self, key: str, algorithm: Algorithm, cost: int, now: float | None) -> Outcome:
         """One limit, one round trip (the limiter's shortcut)."""
-        with redis_errors("rate limit"):
-            reply = self._script(keys=[self._prefix + key], args=_one_args(algorithm, cost, now))
-        return _outcomes(reply)[0]
+        return _outcome(*self._run(self._one_command(key, algorithm, cost, now)).split())
 
     def clear(self, keys: Sequence[str]) -> None:
         with redis_errors("rate limit reset"):
@@ -294,31 +359,31 @@ class RedisStore:
                 self._client.delete(self._prefix + key)
 
 
-class AsyncRedisStore:
+class AsyncRedisStore(_ScriptCore):
     """The ``redis.asyncio`` twin of :class:`RedisStore`."""
 
     def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "") -> None:
-        self._client = client
-        self._prefix = _check_prefix(prefix)
-        self._script = client.register_script(SCRIPT)
+        super().__init__(client, prefix)
+
+    async def _run(self, command: tuple[Any, ...]) -> Any:
+        try:
+            try:
+                return await self._execute("EVALSHA", self._sha, *command)
+            except NoScriptError:
+                self._sha = await self._client.script_load(SCRIPT)
+                return await self._execute("EVALSHA", self._sha, *command)
+        except (RedisError, OSError) as exc:
+            raise store_error("rate limit", exc) from exc
 
     async def evaluate(
         self, requests: Sequence[LimitRequest], now: float | None, peek: bool
     ) -> list[Outcome]:
-        with redis_errors("rate limit"):
-            reply = await self._script(
-                keys=[self._prefix + r.key for r in requests], args=_args(requests, now, peek)
-            )
-        return _outcomes(reply)
+        return _outcomes(await self._run(self._command(requests, now, peek)))
 
     async def evaluate_one(
         self, key: str, algorithm: Algorithm, cost: int, now: float | None
     ) -> Outcome:
-        with redis_errors("rate limit"):
-            reply = await self._script(
-                keys=[self._prefix + key], args=_one_args(algorithm, cost, now)
-            )
-        return _outcomes(reply)[0]
+        return _outcome(*(await self._run(self._one_command(key, algorithm, cost, now))).split())
 
     async def clear(self, keys: Sequence[str]) -> None:
         with redis_errors("rate limit reset"):
