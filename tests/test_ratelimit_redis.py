@@ -18,11 +18,13 @@ from apisec.ratelimit import (
     AsyncRateLimiter,
     AsyncTieredRateLimiter,
     FixedWindow,
+    LimitRequest,
     RateLimiter,
     SlidingWindow,
     SlidingWindowCounter,
     TokenBucket,
 )
+from apisec.ratelimit._algorithms import SlidingWindowRelease
 from apisec.ratelimit.redis import AsyncRedisStore, RedisStore
 from apisec.testing import FakeClock
 from tests.support.ratelimit_worker import hammer
@@ -278,3 +280,51 @@ class TestScriptWrites:
         opened = await AsyncRateLimiter(FixedWindow(5, 60), store, on_store_error="allow").hit("k")
         assert opened.allowed and opened.degraded
         await client.aclose()
+
+
+class TestOneLimitScripts:
+    def test_each_algorithm_has_a_script_with_only_its_own_function(self) -> None:
+        """A one-limit hit runs a script that holds its own algorithm alone (it runs faster)."""
+        from apisec.ratelimit import redis as module
+
+        names = {1: "fixed", 2: "sliding", 3: "token", 4: "leaky", 5: "counter"}
+        for lua_id, script in module.ONE_SCRIPTS.items():
+            defined = {n for n in names.values() if f"local function {n}(" in script}
+            assert defined == {names[lua_id]}
+            assert f"local function {names[lua_id]}(" in module.SCRIPT
+
+    @pytest.mark.parametrize("kind", ["fixed", "sliding", "token", "leaky", "counter"])
+    def test_one_limit_and_generic_scripts_agree(
+        self, redis_client: redis.Redis, kind: str
+    ) -> None:
+        """The one-limit script and the generic one give the same outcomes and states."""
+        from tests.test_ratelimit_properties import ALGORITHMS
+
+        algorithm = ALGORITHMS[kind]()
+        store = RedisStore(redis_client)
+        clock = FakeClock(7_000.0)
+        for step, cost in enumerate([1, 2, 0, 3, 1, 1, 4, 1]):
+            clock.advance(step * 0.7)
+            one = store.evaluate_one("one", algorithm, cost, clock())
+            (generic,) = store.evaluate(
+                [LimitRequest(key="generic", algorithm=algorithm, cost=cost)], clock(), False
+            )
+            assert one == generic
+        assert redis_client.type("one") == redis_client.type("generic")
+        if redis_client.type("one") == b"hash":
+            assert redis_client.hgetall("one") == redis_client.hgetall("generic")
+        else:
+            assert redis_client.zrange("one", 0, -1, withscores=True) == redis_client.zrange(
+                "generic", 0, -1, withscores=True
+            )
+
+    def test_an_algorithm_without_a_script_of_its_own_takes_the_generic_one(
+        self, redis_client: redis.Redis
+    ) -> None:
+        """evaluate_one with a sliding-window release goes through the generic script."""
+        window = SlidingWindow(5, 60)
+        store = RedisStore(redis_client)
+        store.evaluate_one("k", window, 3, 100.0)
+        released = store.evaluate_one("k", SlidingWindowRelease(window), 2, 101.0)
+        assert released.allowed and released.remaining == 4
+        assert store.evaluate_one("k", window, 1, 102.0).remaining == 3

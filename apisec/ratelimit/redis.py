@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncRedisStore", "RedisStore"]
 
-SCRIPT = r"""
+# The script is assembled from these parts. Each algorithm returns allowed,
+# remaining, reset_after, retry_after, queue_delay and a function that writes
+# the new state (called only when everything passed).
+_HELPERS = r"""
 local function up(s)
   if s <= 0 then return 0 end
   return math.ceil(s / 1e-6 - 1e-9) * 1e-6
@@ -37,9 +40,10 @@ end
 local function ms(s)
   return math.max(1, math.ceil(s * 1000))
 end
+"""
 
--- Each algorithm returns allowed, remaining, reset_after, retry_after, queue_delay
--- and a function that writes the new state (called only when everything passed).
+_ALGORITHMS = {
+    1: r"""
 local function fixed(key, now, cost, limit, window)
   local start = math.floor(now / window) * window
   local st = redis.call('HMGET', key, 'w', 'c')
@@ -64,7 +68,8 @@ local function fixed(key, now, cost, limit, window)
   end
   return 0, limit - count, reset, up(reset), -1, nil
 end
-
+""",
+    2: r"""
 local function sliding(key, now, cost, limit, window)
   local floor = now - window
   local count = redis.call('ZCOUNT', key, '(' .. string.format('%.17g', floor), '+inf')
@@ -93,7 +98,8 @@ local function sliding(key, now, cost, limit, window)
   local retry = math.max(tonumber(oldest[2]) + window - now, 0)
   return 0, limit - count, math.max(newest + window - now, 0), up(retry), -1, nil
 end
-
+""",
+    3: r"""
 local function token(key, now, cost, capacity, rate)
   local st = redis.call('HMGET', key, 't', 'l')
   local tokens = capacity
@@ -110,7 +116,8 @@ local function token(key, now, cost, capacity, rate)
   end
   return 0, math.floor(tokens), (capacity - tokens) / rate, up((cost - tokens) / rate), -1, nil
 end
-
+""",
+    4: r"""
 local function leaky(key, now, cost, capacity, rate)
   local st = redis.call('HMGET', key, 'v', 'l')
   local level = 0
@@ -128,7 +135,8 @@ local function leaky(key, now, cost, capacity, rate)
   return 0, math.floor(capacity - level), level / rate, up((level + cost - capacity) / rate),
          delay, nil
 end
-
+""",
+    5: r"""
 local function counter(key, now, cost, limit, window)
   local start = math.floor(now / window) * window
   local st = redis.call('HMGET', key, 'w', 'c', 'p')
@@ -175,8 +183,9 @@ local function counter(key, now, cost, limit, window)
   end
   return 0, math.max(math.floor(limit - estimate), 0), keep(current, previous), up(retry), -1, nil
 end
-
--- Give back `cost` units of a sliding window: its oldest live admissions go.
+""",
+    # Give back `cost` units of a sliding window: its oldest live admissions go.
+    6: r"""
 local function sliding_release(key, now, cost, limit, window)
   local floor = '(' .. string.format('%.17g', now - window)
   local gone = redis.call('ZRANGEBYSCORE', key, floor, '+inf', 'LIMIT', 0, cost)
@@ -190,9 +199,11 @@ local function sliding_release(key, now, cost, limit, window)
     if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
   end
 end
+""",
+}
+_NAMES = {1: "fixed", 2: "sliding", 3: "token", 4: "leaky", 5: "counter", 6: "sliding_release"}
 
-local algorithms = {fixed, sliding, token, leaky, counter, sliding_release}
-
+_NOW = r"""
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -200,6 +211,17 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
+"""
+
+#: Any decision: KEYS are the limits' keys, ARGV is now ('' for the server's
+#: clock), peek ('1' or '0') and, per key, the algorithm's id, cost and two
+#: parameters.
+SCRIPT = (
+    _HELPERS
+    + "".join(_ALGORITHMS.values())
+    + "local algorithms = {fixed, sliding, token, leaky, counter, sliding_release}\n"
+    + _NOW
+    + r"""
 local peek = ARGV[2] == '1'
 
 if not peek and #KEYS == 1 then
@@ -238,6 +260,22 @@ end
 -- One bulk string: cheaper to send and to parse than a nested reply.
 return table.concat(results, ' ')
 """
+)
+
+_ONE_DRIVER = r"""
+local ok, rem, reset, retry, delay, write = run(
+  KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+if ok == 1 then write() end
+return string.format('%d %.17g %.17g %.17g %.17g', ok, rem, reset, retry, delay)
+"""
+
+#: A one-limit hit, one script per algorithm with only its own function (a
+#: shorter script runs faster: Lua makes every function again on each call).
+#: KEYS[1] is the limit's key, ARGV is now, cost and the two parameters.
+ONE_SCRIPTS = {
+    lua_id: _HELPERS + _ALGORITHMS[lua_id] + f"local run = {_NAMES[lua_id]}\n" + _NOW + _ONE_DRIVER
+    for lua_id in (1, 2, 3, 4, 5)
+}
 
 
 def _check_prefix(prefix: object) -> str:
@@ -275,6 +313,15 @@ def _outcomes(reply: bytes | str) -> list[Outcome]:
 
 #: Unit-hit arguments remembered per algorithm (cleared when full).
 _UNITS = 256
+#: Every script by its number: 0 is :data:`SCRIPT`, the others the one-limit scripts.
+_SCRIPTS = {0: SCRIPT, **ONE_SCRIPTS}
+#: A command: which script, then ``EVALSHA``'s arguments after the script's name.
+_Command = tuple[int, tuple[Any, ...]]
+
+
+def _sha(script: str) -> str:
+    # Redis names a script by its SHA-1 (not a security use).
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
 
 
 class _ScriptCore:
@@ -282,43 +329,43 @@ class _ScriptCore:
 
     redis-py's ``Script`` object is skipped: the command goes straight to
     ``execute_command`` with its arguments encoded once per algorithm, and
-    the twins reload the script themselves on ``NOSCRIPT``.
+    the twins load a script themselves on ``NOSCRIPT``.
     """
 
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client
         self._prefix = _check_prefix(prefix)
         self._execute = client.execute_command
-        # Redis names a script by its SHA-1 (not a security use).
-        self._sha = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()
-        self._units: dict[Algorithm, tuple[Any, ...]] = {}
+        self._shas = {which: _sha(script) for which, script in _SCRIPTS.items()}
+        self._units: dict[Algorithm, tuple[int, bytes, bytes, bytes]] = {}
 
     def _one_command(
         self, key: str, algorithm: Algorithm, cost: int, now: float | None
-    ) -> tuple[Any, ...]:
-        """``EVALSHA``'s arguments after the script's name, for one request."""
+    ) -> _Command:
         now_arg = b"" if now is None else repr(float(now)).encode()
-        if cost == 1:
-            tail = self._units.get(algorithm)
-            if tail is None:
-                lua_id, p1, p2 = algorithm.lua_arguments()
-                tail = (b"0", lua_id, b"1", p1, p2)
-                if len(self._units) >= _UNITS:
-                    self._units.clear()
-                self._units[algorithm] = tail
-            return (1, self._prefix + key, now_arg, *tail)
-        lua_id, p1, p2 = algorithm.lua_arguments()
-        return (1, self._prefix + key, now_arg, b"0", lua_id, cost, p1, p2)
+        unit = self._units.get(algorithm) if cost == 1 else None
+        if unit is None:
+            _, p1, p2 = algorithm.lua_arguments()
+            which = algorithm.lua_id
+            if which not in ONE_SCRIPTS:
+                request = LimitRequest(key=key, algorithm=algorithm, cost=cost)
+                return self._command([request], now, False)
+            if cost != 1:
+                return which, (1, self._prefix + key, now_arg, cost, p1, p2)
+            unit = (which, b"1", p1, p2)
+            if len(self._units) >= _UNITS:
+                self._units.clear()
+            self._units[algorithm] = unit
+        which, cost_arg, p1, p2 = unit
+        return which, (1, self._prefix + key, now_arg, cost_arg, p1, p2)
 
-    def _command(
-        self, requests: Sequence[LimitRequest], now: float | None, peek: bool
-    ) -> tuple[Any, ...]:
+    def _command(self, requests: Sequence[LimitRequest], now: float | None, peek: bool) -> _Command:
         args: list[Any] = [len(requests), *(self._prefix + r.key for r in requests)]
         args += [_now_arg(now), b"1" if peek else b"0"]
         for request in requests:
             lua_id, p1, p2 = request.algorithm.lua_arguments()
             args += [lua_id, request.cost, p1, p2]
-        return tuple(args)
+        return 0, tuple(args)
 
 
 class RedisStore(_ScriptCore):
@@ -334,13 +381,14 @@ class RedisStore(_ScriptCore):
     ) -> None:
         super().__init__(client, prefix)
 
-    def _run(self, command: tuple[Any, ...]) -> Any:
+    def _run(self, command: _Command) -> Any:
+        which, args = command
         try:
             try:
-                return self._execute("EVALSHA", self._sha, *command)
-            except NoScriptError:  # a restart or SCRIPT FLUSH: load it, once, and retry
-                self._sha = self._client.script_load(SCRIPT)
-                return self._execute("EVALSHA", self._sha, *command)
+                return self._execute("EVALSHA", self._shas[which], *args)
+            except NoScriptError:  # a restart or SCRIPT FLUSH: load it and retry, once
+                self._shas[which] = self._client.script_load(_SCRIPTS[which])
+                return self._execute("EVALSHA", self._shas[which], *args)
         except (RedisError, OSError) as exc:
             raise store_error("rate limit", exc) from exc
 
@@ -365,13 +413,14 @@ class AsyncRedisStore(_ScriptCore):
     def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "") -> None:
         super().__init__(client, prefix)
 
-    async def _run(self, command: tuple[Any, ...]) -> Any:
+    async def _run(self, command: _Command) -> Any:
+        which, args = command
         try:
             try:
-                return await self._execute("EVALSHA", self._sha, *command)
+                return await self._execute("EVALSHA", self._shas[which], *args)
             except NoScriptError:
-                self._sha = await self._client.script_load(SCRIPT)
-                return await self._execute("EVALSHA", self._sha, *command)
+                self._shas[which] = await self._client.script_load(_SCRIPTS[which])
+                return await self._execute("EVALSHA", self._shas[which], *args)
         except (RedisError, OSError) as exc:
             raise store_error("rate limit", exc) from exc
 
