@@ -75,7 +75,10 @@ class _Parts:
         # carries its time only when the reset format needs it.
         self.tick = store._clock if limiter._clock is None else limiter._clock
         self.stamped = limiter._clock is not None or limiter._stamp is not None
-        keys, build, policy = limiter._keys, limiter._one_decision, limiter._one_policy
+        # The store key is built here, not through the limiter's key cache: this
+        # cache of places already remembers it.
+        keys, build, policy = limiter._build_keys, limiter._one_decision, limiter._one_policy
+        allowed = limiter._allowed_decision
         places: dict[str, tuple[str, threading.Lock]] = {}
         self.places = places
 
@@ -123,6 +126,8 @@ class _Parts:
             if len(data) >= full:
                 return general(key, cost)  # the store may have to make room, or refuse
             state, outcome = evaluate(None, now, cost)
+            if not outcome.allowed:  # never from nothing at a cost within the quota
+                return general(key, cost)
             values = state or ()
             entry = (
                 (now + outcome.reset_after, array("d", values), 0)
@@ -134,11 +139,9 @@ class _Parts:
                     return general(key, cost)
                 data[store_key] = entry
             added(store_key, now)
-            return build(
-                allowed=outcome.allowed,
+            return allowed(
                 remaining=outcome.remaining,
                 reset_after=outcome.reset_after,
-                retry_after=outcome.retry_after,
                 queue_delay=outcome.queue_delay,
                 decided_at=decided,
             )
@@ -325,10 +328,10 @@ def _sliding_window_counter(parts: _Parts, algorithm: SlidingWindowCounter) -> H
                         previous = entry[2]
                 # max(now - start, 0.0), written out.
                 elapsed = now - start
-                weight = (window - (0.0 if elapsed < 0.0 else elapsed)) / window
-                if previous * weight + current + cost <= whole:
+                weighted = previous * ((window - (0.0 if elapsed < 0.0 else elapsed)) / window)
+                if weighted + current + cost <= whole:
                     current += cost
-                    remaining = floor(whole - (previous * weight + current))
+                    remaining = floor(whole - (weighted + current))
                     # SlidingWindowCounter._keep, written out.
                     if current:
                         reset_after = start + windows - now

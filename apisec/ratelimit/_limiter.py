@@ -135,6 +135,12 @@ class _LimiterCore:
             self._stamp = getattr(store, "clock", None) or wall_clock
         self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
         self._key_cache: dict[str, list[str]] = {}
+        # A store key is "<prefix>:{<key>}:<index><kind>": its parts around the key, made once.
+        self._key_head = f"{prefix}:{{"
+        self._key_tails = tuple(
+            f"}}:{index}{_KIND[algorithm.lua_id]}"
+            for index, algorithm in enumerate(self.algorithms)
+        )
         first = self._algorithm = self.algorithms[0]
         self._one_policy = first.policy
         self._quota = min(a.quota for a in self.algorithms)
@@ -197,10 +203,8 @@ class _LimiterCore:
         # so a multi-limit decision stays one atomic script.
         # The algorithm kind is part of the name, so reconfiguring a limit never
         # meets a stored state of another shape.
-        return [
-            f"{self.prefix}:{{{key}}}:{index}{_KIND[algorithm.lua_id]}"
-            for index, algorithm in enumerate(self.algorithms)
-        ]
+        head = self._key_head + key
+        return [head + tail for tail in self._key_tails]
 
     def _requests(self, key: str, cost: int) -> list[LimitRequest]:
         for algorithm in self.algorithms:
