@@ -177,6 +177,24 @@ def test_redis_cluster_keeps_each_decision_on_one_node(redis_cluster: Any) -> No
         client.close()
 
 
+def test_one_limit_hits_on_a_cluster_load_their_script_on_every_node(
+    redis_cluster: Any,
+) -> None:
+    """One-limit hits on keys spread over three nodes load each script where it runs."""
+    client = redis_cluster.client()
+    try:
+        clock = FakeClock(3_000.0)
+        for algorithm in (FixedWindow(3, 60), TokenBucket(3, 1), SlidingWindow(3, 60)):
+            limiter = RateLimiter(algorithm, RedisStore(client), clock=clock)
+            keys = [f"one-{algorithm.lua_id}-{i}" for i in range(30)]
+            for key in keys:
+                assert [limiter.hit(key).allowed for _ in range(4)] == [True, True, True, False]
+            nodes = {client.get_node_from_key(limiter._keys(k)[0]).port for k in keys}
+            assert len(nodes) == 3
+    finally:
+        client.close()
+
+
 def test_store_prefix_namespaces_every_key(redis_client: redis.Redis) -> None:
     """A store prefix keeps two applications on one Redis apart."""
     clock = FakeClock(100.0)
