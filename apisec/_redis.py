@@ -16,7 +16,7 @@ from redis.cluster import RedisCluster
 from apisec.audit import AuditEvent, emit
 from apisec.errors import StoreError
 
-__all__ = ["is_cluster", "redis_errors"]
+__all__ = ["is_cluster", "redis_errors", "store_error"]
 
 
 def is_cluster(client: object) -> bool:
@@ -40,10 +40,13 @@ def redis_errors(operation: str) -> Iterator[None]:
     try:
         yield
     except (redis.RedisError, OSError) as exc:
-        emit(
-            AuditEvent.STORE_FAILURE,
-            reason=type(exc).__name__,
-            backend="redis",
-            operation=operation,
-        )
-        raise StoreError(f"redis {operation} failed: {type(exc).__name__}") from exc
+        raise store_error(operation, exc) from exc
+
+
+def store_error(operation: str, exc: BaseException) -> StoreError:
+    """The :class:`StoreError` for a redis-py failure (audited); raise it ``from exc``.
+
+    For hot paths, where a ``try``/``except`` costs less than :func:`redis_errors`.
+    """
+    emit(AuditEvent.STORE_FAILURE, reason=type(exc).__name__, backend="redis", operation=operation)
+    return StoreError(f"redis {operation} failed: {type(exc).__name__}")

@@ -26,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 from limits import RateLimitItemPerMinute, storage, strategies
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+from redis._parsers import Encoder, _RESP2Parser
+from redis.connection import PythonRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
 from apisec.ratelimit import (
     FixedWindow,
@@ -139,6 +142,18 @@ def on_redis(results: Results, rounds: int, number: int) -> None:
             "apisec FixedWindow hit+headers": contenders["apisec FixedWindow hit+headers"],
             "raw INCR (floor)": contenders["raw INCR (floor)"],
         }
+        headline = [("apisec FixedWindow hit+headers", "raw INCR (floor)")]
+        python = pure_python_client(server)
+        if python is not None:
+            # The same pair on a client without hiredis (redis-py uses hiredis when
+            # installed), to decide whether the redis extra should pull it in.
+            slow = RateLimiter(FixedWindow(HUGE, 60), RedisStore(python))
+            floor["apisec FixedWindow hit+headers, no hiredis"] = lambda key: slow.hit(key).headers
+            floor["raw INCR, no hiredis"] = python.incr
+            headline += [
+                ("apisec FixedWindow hit+headers, no hiredis", "raw INCR, no hiredis"),
+                ("apisec FixedWindow hit+headers", "apisec FixedWindow hit+headers, no hiredis"),
+            ]
         title = "Redis, apisec against the INCR floor"
         medians = compare(title, floor, "raw INCR (floor)", rounds, number)
         results.comparison(
@@ -146,10 +161,32 @@ def on_redis(results: Results, rounds: int, number: int) -> None:
             title,
             medians,
             baseline="raw INCR (floor)",
-            ours=["apisec FixedWindow hit+headers"],
-            headline=[("apisec FixedWindow hit+headers", "raw INCR (floor)")],
+            ours=[name for name in floor if name.startswith("apisec")],
+            headline=headline,
+            note=(
+                f"The default client {'uses' if HIREDIS_AVAILABLE else 'does not use'} hiredis"
+                + (
+                    "; the 'no hiredis' rows use redis-py's pure-Python parser and packer."
+                    if python is not None
+                    else "."
+                )
+            ),
         )
         client.close()
+
+
+def pure_python_client(server: RedisServer) -> redis.Redis | None:
+    """A client on redis-py's pure-Python parser and packer, or None without hiredis."""
+    if not HIREDIS_AVAILABLE:
+        return None
+    encoder = Encoder("utf-8", "strict", decode_responses=False)
+    pool = redis.ConnectionPool(
+        host=server.host,
+        port=server.port,
+        parser_class=_RESP2Parser,
+        command_packer=PythonRespSerializer(6000, encoder.encode),
+    )
+    return redis.Redis(connection_pool=pool)
 
 
 def main() -> None:
@@ -158,7 +195,9 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
-    results = Results("ratelimit", ("limits", "pyrate-limiter", "redis"), quick=args.quick)
+    results = Results(
+        "ratelimit", ("limits", "pyrate-limiter", "redis", "hiredis"), quick=args.quick
+    )
     print(f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
     memory(results, *((3, 3_000) if args.quick else (9, 30_000)))
     if not args.no_redis:

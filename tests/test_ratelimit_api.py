@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -192,3 +193,23 @@ def test_sliding_window_keeps_its_log_sorted_when_the_clock_steps_back() -> None
     _, denied = algorithm.evaluate(state, 103.0, 1)
     assert not denied.allowed
     assert denied.retry_after == pytest.approx(7.0)  # the entry at 100 leaves at 110
+
+
+class TestPolicyHeader:
+    def test_each_limiter_keeps_its_own_policy_header(self) -> None:
+        """Remembered RateLimit-Policy values never cross limiters, however many there are."""
+        from apisec.ratelimit import _decision
+
+        for quota in range(1, 600):
+            limiter = RateLimiter([FixedWindow(quota, 60), TokenBucket(quota + 1, 2, name="b")])
+            bucket_window = math.ceil(limiter.algorithms[1].window)
+            expected = f'"{quota}-per-60s";q={quota};w=60, "b";q={quota + 1};w={bucket_window}'
+            for _ in range(2):
+                assert dict(limiter.hit("k").headers)["RateLimit-Policy"] == expected
+        assert len(_decision._POLICY_HEADERS) <= _decision._POLICY_CACHE
+
+    def test_a_decision_without_policies_reports_its_own(self) -> None:
+        """A Decision built by hand (no policies) reports its own policy, cached or not."""
+        for limit in (5, 6, 5):
+            decision = Decision(True, limit, 1, 1.0, None, "p", 30.5)
+            assert dict(decision.headers)["RateLimit-Policy"] == f'"p";q={limit};w=31'

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -17,10 +18,13 @@ from apisec.ratelimit import (
     AsyncRateLimiter,
     AsyncTieredRateLimiter,
     FixedWindow,
+    LimitRequest,
     RateLimiter,
     SlidingWindow,
+    SlidingWindowCounter,
     TokenBucket,
 )
+from apisec.ratelimit._algorithms import SlidingWindowRelease
 from apisec.ratelimit.redis import AsyncRedisStore, RedisStore
 from apisec.testing import FakeClock
 from tests.support.ratelimit_worker import hammer
@@ -173,6 +177,24 @@ def test_redis_cluster_keeps_each_decision_on_one_node(redis_cluster: Any) -> No
         client.close()
 
 
+def test_one_limit_hits_on_a_cluster_load_their_script_on_every_node(
+    redis_cluster: Any,
+) -> None:
+    """One-limit hits on keys spread over three nodes load each script where it runs."""
+    client = redis_cluster.client()
+    try:
+        clock = FakeClock(3_000.0)
+        for algorithm in (FixedWindow(3, 60), TokenBucket(3, 1), SlidingWindow(3, 60)):
+            limiter = RateLimiter(algorithm, RedisStore(client), clock=clock)
+            keys = [f"one-{algorithm.lua_id}-{i}" for i in range(30)]
+            for key in keys:
+                assert [limiter.hit(key).allowed for _ in range(4)] == [True, True, True, False]
+            nodes = {client.get_node_from_key(limiter._keys(k)[0]).port for k in keys}
+            assert len(nodes) == 3
+    finally:
+        client.close()
+
+
 def test_store_prefix_namespaces_every_key(redis_client: redis.Redis) -> None:
     """A store prefix keeps two applications on one Redis apart."""
     clock = FakeClock(100.0)
@@ -187,3 +209,140 @@ def test_store_prefix_namespaces_every_key(redis_client: redis.Redis) -> None:
 
     with pytest.raises(ConfigurationError):
         RedisStore(redis_client, prefix="{tag}")
+
+
+def _commands(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()}
+
+
+class TestScriptWrites:
+    @pytest.mark.parametrize(
+        "algorithm",
+        [FixedWindow(10, 60), SlidingWindowCounter(10, 60)],
+        ids=["fixed", "counter"],
+    )
+    def test_a_hit_in_an_open_window_is_one_increment(
+        self, redis_client: redis.Redis, algorithm: Any
+    ) -> None:
+        """In a window already counting, a hit is one HINCRBY: its expiry was set when it began."""
+        clock = FakeClock(6_000.0)
+        limiter = RateLimiter(algorithm, RedisStore(redis_client), clock=clock)
+        assert limiter.hit("k").remaining == 9
+        (store_key,) = limiter._keys("k")
+        ttl = redis_client.pttl(store_key)
+        redis_client.config_resetstat()
+        clock.advance(10)
+        assert limiter.hit("k", 2).remaining == 7
+        calls = _commands(redis_client)
+        assert calls.get("hincrby") == 1
+        assert "hset" not in calls and "pexpire" not in calls
+        assert 0 < redis_client.pttl(store_key) <= ttl
+        assert redis_client.hget(store_key, "c") == b"3"
+
+    @pytest.mark.parametrize(
+        "algorithm",
+        [FixedWindow(10, 60), SlidingWindowCounter(10, 60)],
+        ids=["fixed", "counter"],
+    )
+    def test_a_new_window_rewrites_the_state_and_its_expiry(
+        self, redis_client: redis.Redis, algorithm: Any
+    ) -> None:
+        """The first hit of a window writes the whole state and sets the expiry again."""
+        clock = FakeClock(6_000.0)
+        limiter = RateLimiter(algorithm, RedisStore(redis_client), clock=clock)
+        limiter.hit("k", 4)
+        clock.advance(60)
+        redis_client.config_resetstat()
+        limiter.hit("k")
+        calls = _commands(redis_client)
+        assert calls.get("hset") == 1 and calls.get("pexpire") == 1
+        assert "hincrby" not in calls
+        (store_key,) = limiter._keys("k")
+        assert redis_client.hget(store_key, "c") == b"1"
+        assert redis_client.hget(store_key, "w") == b"6060"
+
+    def test_a_denied_hit_writes_nothing(self, redis_client: redis.Redis) -> None:
+        """A hit over the limit leaves the count and the expiry alone."""
+        clock = FakeClock(6_000.0)
+        limiter = RateLimiter(FixedWindow(2, 60), RedisStore(redis_client), clock=clock)
+        limiter.hit("k", 2)
+        redis_client.config_resetstat()
+        assert not limiter.hit("k").allowed
+        calls = _commands(redis_client)
+        assert not {"hincrby", "hset", "pexpire"} & set(calls)
+        assert redis_client.hget(limiter._keys("k")[0], "c") == b"2"
+
+    async def test_the_async_store_reloads_the_script_after_a_flush(
+        self, async_redis_client: redis.asyncio.Redis
+    ) -> None:
+        """After SCRIPT FLUSH the asyncio store loads the script again and decides as before."""
+        limiter = AsyncRateLimiter(
+            FixedWindow(3, 60), AsyncRedisStore(async_redis_client), clock=FakeClock(100.0)
+        )
+        assert (await limiter.hit("k")).remaining == 2
+        await async_redis_client.script_flush()
+        assert (await limiter.hit("k")).remaining == 1
+        assert (await limiter.peek("k")).remaining == 1
+
+    async def test_the_async_store_maps_failures_to_store_errors(self) -> None:
+        """A closed port is a StoreError from the asyncio store too (or the failure mode)."""
+        client = redis.asyncio.Redis(
+            port=free_loopback_port(), socket_connect_timeout=0.5, retry=AsyncRetry(NoBackoff(), 0)
+        )
+        store = AsyncRedisStore(client)
+        with pytest.raises(StoreError):
+            await AsyncRateLimiter(FixedWindow(5, 60), store).hit("k")
+        with pytest.raises(StoreError):
+            await AsyncRateLimiter([FixedWindow(5, 60), TokenBucket(5, 1)], store).peek("k")
+        opened = await AsyncRateLimiter(FixedWindow(5, 60), store, on_store_error="allow").hit("k")
+        assert opened.allowed and opened.degraded
+        await client.aclose()
+
+
+class TestOneLimitScripts:
+    def test_each_algorithm_has_a_script_with_only_its_own_function(self) -> None:
+        """A one-limit hit runs a script that holds its own algorithm alone (it runs faster)."""
+        from apisec.ratelimit import redis as module
+
+        names = {1: "fixed", 2: "sliding", 3: "token", 4: "leaky", 5: "counter"}
+        for lua_id, script in module.ONE_SCRIPTS.items():
+            defined = {n for n in names.values() if f"local function {n}(" in script}
+            assert defined == {names[lua_id]}
+            assert f"local function {names[lua_id]}(" in module.SCRIPT
+
+    @pytest.mark.parametrize("kind", ["fixed", "sliding", "token", "leaky", "counter"])
+    def test_one_limit_and_generic_scripts_agree(
+        self, redis_client: redis.Redis, kind: str
+    ) -> None:
+        """The one-limit script and the generic one give the same outcomes and states."""
+        from tests.test_ratelimit_properties import ALGORITHMS
+
+        algorithm = ALGORITHMS[kind]()
+        store = RedisStore(redis_client)
+        clock = FakeClock(7_000.0)
+        for step, cost in enumerate([1, 2, 0, 3, 1, 1, 4, 1]):
+            clock.advance(step * 0.7)
+            one = store.evaluate_one("one", algorithm, cost, clock())
+            (generic,) = store.evaluate(
+                [LimitRequest(key="generic", algorithm=algorithm, cost=cost)], clock(), False
+            )
+            assert one == generic
+        assert redis_client.type("one") == redis_client.type("generic")
+        if redis_client.type("one") == b"hash":
+            assert redis_client.hgetall("one") == redis_client.hgetall("generic")
+        else:
+            assert redis_client.zrange("one", 0, -1, withscores=True) == redis_client.zrange(
+                "generic", 0, -1, withscores=True
+            )
+
+    def test_an_algorithm_without_a_script_of_its_own_takes_the_generic_one(
+        self, redis_client: redis.Redis
+    ) -> None:
+        """evaluate_one with a sliding-window release goes through the generic script."""
+        window = SlidingWindow(5, 60)
+        store = RedisStore(redis_client)
+        store.evaluate_one("k", window, 3, 100.0)
+        released = store.evaluate_one("k", SlidingWindowRelease(window), 2, 101.0)
+        assert released.allowed and released.remaining == 4
+        assert store.evaluate_one("k", window, 1, 102.0).remaining == 3

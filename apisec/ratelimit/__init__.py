@@ -35,7 +35,8 @@ from apisec.ratelimit._limiter import (
     RateLimiter,
     TieredRateLimiter,
 )
-from apisec.ratelimit._store import AsyncRateLimitStore, LimitRequest, MemoryStore, RateLimitStore
+from apisec.ratelimit._memory import MemoryStore
+from apisec.ratelimit._store import AsyncRateLimitStore, LimitRequest, RateLimitStore
 
 if TYPE_CHECKING:
     from apisec.ratelimit.redis import AsyncRedisStore, RedisStore

@@ -164,7 +164,7 @@ class FixedWindow(_Windowed):
 
     def evaluate(self, state: State | None, now: float, cost: int) -> tuple[State | None, Outcome]:
         start = math.floor(now / self.window) * self.window
-        count = 0.0
+        count: float = 0  # counted in ints, as the memory kernel counts
         if state is not None and state[0] >= start:
             # A stored window newer than now (the clock stepped back) is still
             # the current one: a step back never hands out a fresh quota.

@@ -25,6 +25,21 @@ def check_reset_format(value: object) -> ResetFormat:
     raise ConfigurationError(f"reset_format must be one of {', '.join(RESET_FORMATS)}")
 
 
+#: ``RateLimit-Policy`` values by policies: a limiter's never change (cleared when full).
+_POLICY_HEADERS: dict[tuple[tuple[str, int, float], ...], str] = {}
+_POLICY_CACHE = 256
+
+
+def _policy_header(policies: tuple[tuple[str, int, float], ...]) -> str:
+    value = ", ".join(
+        f'"{name}";q={quota};w={math.ceil(window)}' for name, quota, window in policies
+    )
+    if len(_POLICY_HEADERS) >= _POLICY_CACHE:
+        _POLICY_HEADERS.clear()
+    _POLICY_HEADERS[policies] = value
+    return value
+
+
 class Decision(NamedTuple):
     """The answer for one hit (or peek).
 
@@ -78,14 +93,10 @@ class Decision(NamedTuple):
             headers.append(("Retry-After", str(math.ceil(self.retry_after))))
         headers.append(("RateLimit", f'"{self.policy}";r={remaining};t={reset}'))
         policies = self.policies or ((self.policy, self.limit, self.window),)
-        headers.append(
-            (
-                "RateLimit-Policy",
-                ", ".join(
-                    f'"{name}";q={quota};w={math.ceil(window)}' for name, quota, window in policies
-                ),
-            )
-        )
+        policy = _POLICY_HEADERS.get(policies)
+        if policy is None:
+            policy = _policy_header(policies)
+        headers.append(("RateLimit-Policy", policy))
         return headers
 
     def _absolute_reset(self) -> str:

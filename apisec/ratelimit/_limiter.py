@@ -1,9 +1,14 @@
 """RateLimiter and AsyncRateLimiter: one logic, the store call is the only twin.
 
 A decision through the store's ``evaluate`` is one flow (:mod:`apisec._flows`)
-driven by either twin. A one-limit ``hit`` over a store with ``evaluate_one``
-takes the fast path instead: the only code the twins repeat, one store call
-each (see ``docs/architecture.md``).
+driven by either twin. Two fast paths skip parts of it (see
+``docs/architecture.md``, "Where fast paths may live"):
+
+* over the memory store (either twin: a memory store never blocks), a
+  one-limit ``hit`` is one call of the store's kernel for its algorithm,
+  and every other decision calls the store's ``evaluate`` without the flow;
+* over any other store with ``evaluate_one`` (Redis), a one-limit ``hit``
+  makes that one store call: the only code the twins repeat.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from apisec.ratelimit._decision import (
     ResetFormat,
     check_reset_format,
 )
+from apisec.ratelimit._kernels import Hit, memory_hit
+from apisec.ratelimit._memory import MemoryStore
 from apisec.ratelimit._store import (
     AsyncOneLimitStore,
     AsyncRateLimitStore,
     Evaluate,
     LimitRequest,
-    MemoryStore,
     OneLimitStore,
     RateLimitStore,
 )
@@ -55,6 +61,19 @@ _KIND = {1: "f", 2: "s", 3: "t", 4: "l", 5: "c"}
 _KEY_CACHE = 4096
 #: LimitRequest(...) by keyword at the cost of a positional build (apisec._fastpath).
 _build_request = tuple_builder(LimitRequest)
+
+
+class _AllowedDecision(Protocol):
+    """The same for an allowed hit (apisec._fastpath)."""
+
+    def __call__(
+        self,
+        *,
+        remaining: int,
+        reset_after: float,
+        queue_delay: float | None = None,
+        decided_at: float | None = None,
+    ) -> Decision: ...
 
 
 class _OneDecision(Protocol):
@@ -116,6 +135,12 @@ class _LimiterCore:
             self._stamp = getattr(store, "clock", None) or wall_clock
         self._policies = tuple((a.policy, a.quota, a.window) for a in self.algorithms)
         self._key_cache: dict[str, list[str]] = {}
+        # A store key is "<prefix>:{<key>}:<index><kind>": its parts around the key, made once.
+        self._key_head = f"{prefix}:{{"
+        self._key_tails = tuple(
+            f"}}:{index}{_KIND[algorithm.lua_id]}"
+            for index, algorithm in enumerate(self.algorithms)
+        )
         first = self._algorithm = self.algorithms[0]
         self._one_policy = first.policy
         self._quota = min(a.quota for a in self.algorithms)
@@ -130,6 +155,25 @@ class _LimiterCore:
             degraded=False,
             reset_format=self.reset_format,
         )
+        # The same for an allowed hit, whose retry_after is None (the memory kernels').
+        self._allowed_decision: _AllowedDecision = tuple_builder(
+            Decision,
+            allowed=True,
+            retry_after=None,
+            limit=first.quota,
+            policy=first.policy,
+            window=first.window,
+            policies=self._policies,
+            degraded=False,
+            reset_format=self.reset_format,
+        )
+        # The memory store behind either twin (InPlace wraps it for the async one):
+        # decisions skip the flow, and a one-limit hit is its kernel (apisec.ratelimit._kernels).
+        inner = store.inner if isinstance(store, InPlace) else store
+        self._memory = inner if type(inner) is MemoryStore else None
+        self._fast: Hit | None = None
+        if self._memory is not None:
+            self._fast = memory_hit(self, self._memory)
 
     def _keys(self, key: str) -> list[str]:
         cached = self._key_cache.get(key) if type(key) is str else None
@@ -159,10 +203,8 @@ class _LimiterCore:
         # so a multi-limit decision stays one atomic script.
         # The algorithm kind is part of the name, so reconfiguring a limit never
         # meets a stored state of another shape.
-        return [
-            f"{self.prefix}:{{{key}}}:{index}{_KIND[algorithm.lua_id]}"
-            for index, algorithm in enumerate(self.algorithms)
-        ]
+        head = self._key_head + key
+        return [head + tail for tail in self._key_tails]
 
     def _requests(self, key: str, cost: int) -> list[LimitRequest]:
         for algorithm in self.algorithms:
@@ -268,6 +310,17 @@ class _LimiterCore:
             decided_at=self._decided_at(now),
         )
 
+    def _memory_decision(self, memory: MemoryStore, key: str, cost: int, peek: bool) -> Decision:
+        """:meth:`_evaluate_flow` on the memory store, written out (the memory fast path).
+
+        The flow's generator and driver cost about a tenth of a memory
+        decision; over a memory store (which never fails) the flow is one
+        call. tests/test_ratelimit_fastpath.py pins it against the flow.
+        """
+        requests = self._requests(key, cost)
+        now = self._now()
+        return self._decision(memory.evaluate(requests, now, peek), key, peek, now)
+
     def _evaluate_flow(
         self, key: str, cost: int, peek: bool
     ) -> Flow[RateLimitStore, AsyncRateLimitStore, Decision]:
@@ -334,6 +387,10 @@ class RateLimiter(_LimiterCore):
         if has_async_method(store, "evaluate"):
             raise ConfigurationError("this store is async: use AsyncRateLimiter")
         self.store = store
+        if self._fast is not None and type(self).hit is RateLimiter.hit:
+            # The memory fast path, one call shorter: hit is the kernel itself
+            # (unless a subclass has its own hit).
+            self.hit = self._fast  # type: ignore[method-assign]
         self._one: EvaluateOne | None = (
             store.evaluate_one
             if len(self.algorithms) == 1 and isinstance(store, OneLimitStore)
@@ -342,6 +399,12 @@ class RateLimiter(_LimiterCore):
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Spend ``cost`` units for ``key`` if every limit allows it."""
+        fast = self._fast
+        if fast is not None:  # the memory fast path (docs/architecture.md)
+            return fast(key, cost)
+        memory = self._memory
+        if memory is not None:
+            return self._memory_decision(memory, key, cost, False)
         one = self._one
         if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
             return drive(self._evaluate_flow(key, cost, False), self.store)
@@ -359,6 +422,9 @@ class RateLimiter(_LimiterCore):
 
     def peek(self, key: str) -> Decision:
         """The decision a unit hit would get, without spending anything."""
+        memory = self._memory
+        if memory is not None:
+            return self._memory_decision(memory, key, 1, True)
         return drive(self._evaluate_flow(key, 1, True), self.store)
 
     def reset(self, key: str) -> None:
@@ -404,6 +470,12 @@ class AsyncRateLimiter(_LimiterCore):
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
         """Same as :meth:`RateLimiter.hit`, awaiting the store."""
+        fast = self._fast
+        if fast is not None:  # the memory fast path: a memory store never blocks
+            return fast(key, cost)
+        memory = self._memory
+        if memory is not None:
+            return self._memory_decision(memory, key, cost, False)
         one = self._one
         if one is None or type(cost) is not int or not 0 <= cost <= self._quota:
             return await adrive(self._evaluate_flow(key, cost, False), self.store)
@@ -421,6 +493,9 @@ class AsyncRateLimiter(_LimiterCore):
 
     async def peek(self, key: str) -> Decision:
         """Same as :meth:`RateLimiter.peek`, awaiting the store."""
+        memory = self._memory
+        if memory is not None:
+            return self._memory_decision(memory, key, 1, True)
         return await adrive(self._evaluate_flow(key, 1, True), self.store)
 
     async def reset(self, key: str) -> None:
