@@ -326,18 +326,36 @@ class TestSweeping:
         assert len(store) <= 64
 
     def test_a_new_key_sweeps_a_bounded_slice(self) -> None:
-        """Sixteen new keys look at 32 keys of the ring, however many the store holds."""
+        """One slice looks at 32 keys of the ring, however many the store holds."""
         clock = FakeClock(0)
         store = MemoryStore(max_keys=1_000_000, clock=clock)
         limiter = RateLimiter(FixedWindow(5, 10), store, clock=clock)
         for i in range(10_000):
             limiter.hit(f"old-{i}")
         clock.advance(20)  # every old key's debt has cleared
-        before = len(store)
-        for i in range(MemoryStore._SWEEP_EVERY):
+        before, added = len(store), 0
+        while store._sweep_every != MemoryStore._SWEEP_EVERY:  # until the first slice ran
+            limiter.hit(f"new-{added}")
+            added += 1
+        assert added <= MemoryStore._SWEEP_EVERY_MAX
+        assert before + added - len(store) == MemoryStore._SWEEP_SLICE
+
+    def test_the_sweep_backs_off_while_nothing_clears_and_resumes_when_it_does(self) -> None:
+        """Slices that find only debtors come ever more rarely; one that evicts resets the pace."""
+        clock = FakeClock(0)
+        store = MemoryStore(clock=clock)
+        limiter = RateLimiter(FixedWindow(5, 10), store, clock=clock)
+        for i in range(20_000):
+            limiter.hit(f"live-{i}")
+        assert store._sweep_every == MemoryStore._SWEEP_EVERY_MAX
+        clock.advance(20)  # every key's debt has cleared
+        for i in range(MemoryStore._SWEEP_EVERY_MAX):
             limiter.hit(f"new-{i}")
-        evicted = before + MemoryStore._SWEEP_EVERY - len(store)
-        assert evicted == MemoryStore._SWEEP_SLICE
+        assert store._sweep_every == MemoryStore._SWEEP_EVERY
+        before = len(store)
+        for i in range(4_096):
+            limiter.hit(f"more-{i}")
+        assert len(store) <= before - 4_096  # two evicted per new key again
 
     def test_keys_without_debt_all_go_as_new_keys_come(self) -> None:
         """Expired keys are evicted while the store is far from full."""

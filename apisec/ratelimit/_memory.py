@@ -68,8 +68,9 @@ class MemoryStore:
     or use Redis.
 
     Keys whose debt has cleared are swept a few at a time as new keys come
-    in, so a new key costs the same in a store of ten thousand keys or of
-    millions.
+    in (ever more rarely while no debt clears, back to every few keys as soon
+    as one has), so a new key costs the same in a store of ten thousand keys
+    or of millions.
 
     Args:
         max_keys: memory bound (held to within a few concurrent writers).
@@ -80,6 +81,9 @@ class MemoryStore:
     #: the ring: two per new key, so expired keys are found about as fast as keys come.
     _SWEEP_EVERY = 16
     _SWEEP_SLICE = 32
+    #: A slice that finds nothing to drop doubles the wait before the next, up to this
+    #: many new keys: while no debt clears (long windows) new keys stop paying for it.
+    _SWEEP_EVERY_MAX = 1024
     #: When the store is full, how many keys a new key may look at before a whole turn.
     _ROOM_SLICE = 256
 
@@ -94,6 +98,7 @@ class MemoryStore:
         # Every key of _data, once (the sweep's order); only the sweep deletes keys.
         self._ring: deque[str] = deque()
         self._new_keys = 0
+        self._sweep_every = self._SWEEP_EVERY
         # Full of debtors: new keys are refused until this time, then swept again.
         self._closed_until = -math.inf
         self._room_lock = threading.Lock()
@@ -186,33 +191,41 @@ class MemoryStore:
         """A new key: into the ring, and now and then a slice of the sweep (outside any lock)."""
         self._ring.append(key)
         self._new_keys += 1
-        if self._new_keys >= self._SWEEP_EVERY:
+        if self._new_keys >= self._sweep_every:
             self._new_keys = 0
-            self._sweep(now, self._SWEEP_SLICE)
+            if self._sweep(now, self._SWEEP_SLICE):
+                self._sweep_every = self._SWEEP_EVERY
+            else:
+                self._sweep_every = min(2 * self._sweep_every, self._SWEEP_EVERY_MAX)
 
-    def _sweep(self, now: float, count: int) -> None:
+    def _sweep(self, now: float, count: int) -> int:
         """Look at the next ``count`` keys of the ring: evict those without debt, keep the rest.
 
         Runs outside the evaluation locks and takes one stripe lock per
         eviction, re-checking the entry under it, so a key written meanwhile
-        survives. Debtors go back to the end of the ring.
+        survives. Debtors go back to the end of the ring. Returns how many
+        keys left the ring.
         """
         ring, data, locks = self._ring, self._data, self._locks
+        dropped = 0
         for _ in range(min(count, len(ring))):
             try:
                 key = ring.popleft()
             except IndexError:  # another thread emptied it meanwhile
-                return
+                return dropped
             entry = data.get(key)
             if entry is None:
+                dropped += 1
                 continue
             if entry[0] <= now:
                 with locks[hash(key) & _STRIPE_MASK]:
                     entry = data.get(key)
                     if entry is not None and entry[0] <= now:
                         del data[key]
+                        dropped += 1
                         continue
             ring.append(key)
+        return dropped
 
     def _room(self, now: float) -> bool:
         """Whether a new key fits: keys without debt are swept; debtors never go."""
