@@ -25,7 +25,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "benchmarks.md"
 CHARTS = ROOT / "docs" / "benchmarks"
 #: Report order; a benchmark not listed here comes after these, by name.
-ORDER = ("ratelimit", "tokens", "apikeys", "webhooks", "cors", "adapters", "redis-memory")
+ORDER = (
+    "ratelimit",
+    "ratelimit-scaling",
+    "tokens",
+    "refresh",
+    "apikeys",
+    "webhooks",
+    "cors",
+    "adapters",
+    "redis-memory",
+)
 
 Run = Mapping[str, Any]
 
