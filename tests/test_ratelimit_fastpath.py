@@ -403,3 +403,36 @@ class TestSweeping:
             thread.join()
         assert sorted(store._ring) == sorted(store._data)
         assert len(store) <= 500 + 4
+
+
+class TestNewKeyRaces:
+    @pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+    def test_two_first_hits_on_one_new_key_never_deadlock(self, kind: str) -> None:
+        """A first hit whose new key another hit writes meanwhile (between its read and its
+        write) finishes, counted once each, instead of waiting forever on its own lock."""
+        clock = FakeClock(1000.0)
+        store = MemoryStore(clock=clock)
+        limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+        raced: list[Decision] = []
+        armed: list[bool] = []
+
+        class Racing(dict[str, Any]):
+            """The store's dict: the first size check once armed lets another first hit in."""
+
+            def __len__(self) -> int:
+                if armed:
+                    armed.clear()
+                    raced.append(limiter.hit("new"))
+                return super().__len__()
+
+        store._data = Racing()
+        limiter = RateLimiter(ALGORITHMS[kind](), store, clock=clock)
+        armed.append(True)
+        assert limiter._fast is not None
+        decisions: list[Decision] = []
+        thread = threading.Thread(target=lambda: decisions.append(limiter.hit("new")), daemon=True)
+        thread.start()
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "the racing first hit deadlocked on its stripe lock"
+        assert raced[0].allowed and decisions[0].allowed
+        assert decisions[0].remaining == raced[0].remaining - 1

@@ -722,3 +722,113 @@ class TestRedisRoundTrips:
         await service.revoke_subject("alice")
         with pytest.raises(RevokedToken):
             await service.refresh(token)
+
+
+class _PausingMemoryStore(MemoryRefreshTokenStore):
+    """The memory store, running ``between`` once right after a consume answers OK or
+    REUSED: the point where a rotation has used its token and not yet added the next."""
+
+    between: Any = None
+
+    def consume(self, family_id: str, token_hash: str, now: float) -> ConsumeResult:
+        result = super().consume(family_id, token_hash, now)
+        hook, self.between = self.between, None
+        if hook is not None and result.status in (ConsumeStatus.OK, ConsumeStatus.REUSED):
+            hook()
+        return result
+
+
+class TestRotationRacingLogout:
+    def test_a_logout_and_a_flood_during_a_rotation_never_revive_the_family(
+        self, clock: FakeClock
+    ) -> None:
+        """A logout that returns while a rotation of the family is in flight, followed by
+        logins that push the revoked family out, leaves the rotation's new refresh token
+        refused: the in-flight add never re-creates the family live."""
+        store = _PausingMemoryStore(clock=clock, max_tokens=4)
+        service = _service(store, clock)
+        stolen = service.issue("victim").refresh_token
+
+        def logout_then_flood() -> None:
+            service.revoke(stolen)
+            for i in range(4):
+                service.issue(f"other{i}")
+            assert _family_id(stolen[4:26]) not in store._families
+
+        store.between = logout_then_flood
+        try:
+            survivor = service.refresh(stolen).refresh_token
+        except (InvalidToken, RevokedToken):
+            return
+        with pytest.raises((InvalidToken, RevokedToken)):
+            service.refresh(survivor)
+
+    def test_a_flood_then_a_logout_during_a_rotation_never_revive_the_family(
+        self, clock: FakeClock
+    ) -> None:
+        """A family pushed out while its rotation is in flight, then logged out (a no-op:
+        the family is unknown), stays gone: the rotation's add does not re-create it."""
+        store = _PausingMemoryStore(clock=clock, max_tokens=4)
+        service = _service(store, clock)
+        stolen = service.issue("victim").refresh_token
+        clock.advance(1)
+
+        def flood_then_logout() -> None:
+            for i in range(4):
+                service.issue(f"other{i}")
+            service.revoke(stolen)
+
+        store.between = flood_then_logout
+        try:
+            survivor = service.refresh(stolen).refresh_token
+        except (InvalidToken, RevokedToken):
+            return
+        with pytest.raises((InvalidToken, RevokedToken)):
+            service.refresh(survivor)
+
+    def test_a_grace_retry_racing_a_logout_never_revives_the_family(self, clock: FakeClock) -> None:
+        """A grace retry of a spent token, in flight while the family is logged out and
+        pushed out of the store, never re-creates it live."""
+        store = _PausingMemoryStore(clock=clock, max_tokens=4)
+        service = _service(store, clock, refresh_grace=10)
+        stolen = service.issue("victim").refresh_token
+        newest = service.refresh(stolen).refresh_token
+
+        def logout_then_flood() -> None:
+            service.revoke(newest)
+            for i in range(4):
+                service.issue(f"other{i}")
+
+        store.between = logout_then_flood
+        try:
+            survivor = service.refresh(stolen).refresh_token
+        except (InvalidToken, RevokedToken):
+            return
+        with pytest.raises((InvalidToken, RevokedToken)):
+            service.refresh(survivor)
+
+    def test_a_logout_during_a_rotation_on_redis_never_revives_an_expired_family(
+        self, redis_client: redis.Redis, clock: FakeClock
+    ) -> None:
+        """On Redis, a family logged out while its rotation is in flight and gone from
+        Redis (its key expired) before the rotation's add is not re-created live."""
+        store = RedisRefreshTokenStore(redis_client, clock=clock)
+        service = _service(store, clock)
+        stolen = service.issue("victim").refresh_token
+        key = store._keys.family(_family_id(stolen[4:26]))
+        original = store.consume
+
+        def consume(family_id: str, token_hash: str, now: float) -> ConsumeResult:
+            result = original(family_id, token_hash, now)
+            service.revoke(stolen)
+            redis_client.delete(key)  # its TTL ran out (or maxmemory evicted it)
+            return result
+
+        store.consume = consume  # type: ignore[method-assign]
+        try:
+            survivor = service.refresh(stolen).refresh_token
+        except (InvalidToken, RevokedToken):
+            return
+        store.consume = original  # type: ignore[method-assign]
+        with pytest.raises((InvalidToken, RevokedToken)):
+            service.refresh(survivor)

@@ -135,9 +135,11 @@ class _Parts:
                 else (now + outcome.reset_after, *values)
             )
             with lock:
-                if store_key in data:  # another thread wrote it meanwhile
-                    return general(key, cost)
-                data[store_key] = entry
+                written = store_key in data  # another thread wrote it meanwhile
+                if not written:
+                    data[store_key] = entry
+            if written:  # outside the lock: the general path takes it again
+                return general(key, cost)
             added(store_key, now)
             return allowed(
                 remaining=outcome.remaining,

@@ -309,7 +309,13 @@ class _TokenCore:
     # --- flows over the store ------------------------------------------------------
 
     def _pair(
-        self, subject: str, claims: Mapping[str, Any], family_secret: str, now: float
+        self,
+        subject: str,
+        claims: Mapping[str, Any],
+        family_secret: str,
+        now: float,
+        *,
+        rotated: bool = False,
     ) -> tuple[TokenPair, RefreshRecord]:
         refresh_token = _new_refresh_token(family_secret)
         record = RefreshRecord(
@@ -318,6 +324,7 @@ class _TokenCore:
             subject=subject,
             expires_at=now + self.refresh_ttl,
             claims=dict(claims),
+            rotated=rotated,
         )
         pair = TokenPair(
             access_token=self._access_token(subject, claims, now),
@@ -383,7 +390,7 @@ class _TokenCore:
             raise
         if result.subject is None:
             raise InvalidToken("the store returned no subject for a consumed token")
-        pair, record = self._pair(result.subject, result.claims, family_secret, now)
+        pair, record = self._pair(result.subject, result.claims, family_secret, now, rotated=True)
         yield Add(record)
         emit(AuditEvent.TOKEN_REFRESHED, principal=result.subject)
         return pair

@@ -5,7 +5,8 @@ family; per family, the subject, the claims to carry into new access tokens
 and whether it is revoked. Five operations, each atomic on its own:
 
 * ``add(record)`` — remember a new token: a new family's first, or the
-  newest of its family (after a rotation, or a retry within the grace);
+  newest of its family (after a rotation, or a retry within the grace;
+  ``record.rotated``), which never re-creates a family that is gone;
 * ``get(family_id, token_hash)`` — read a token's record;
 * ``consume(family_id, token_hash, now)`` — the one-time use: exactly one
   caller ever gets ``ConsumeStatus.OK`` for a token;
@@ -56,6 +57,10 @@ class RefreshRecord:
     expires_at: float
     #: Custom claims of the family, copied into every access token it issues.
     claims: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The newest token of an existing family (a rotation or a grace retry), not a new
+    #: family's first: a store must not create the family if it is gone by then (revoked
+    #: and dropped, or expired, while the rotation was in flight).
+    rotated: bool = False
 
 
 class ConsumeStatus(enum.Enum):
@@ -229,6 +234,8 @@ class MemoryRefreshTokenStore:
         with self._lock:
             family = self._families.get(record.family_id)
             if family is None:
+                if record.rotated:  # dropped while its rotation was in flight: stays gone
+                    return
                 family = _Family(
                     subject=record.subject,
                     claims=dict(record.claims),

@@ -41,12 +41,15 @@ DEFAULT_PREFIX = "apisec:rt:"
 #: A script call to queue on a pipeline: the script, its keys, its arguments.
 _Call = tuple[Any, list[str], list[Any]]
 
-# KEYS: family. ARGV: token hash, exp_ms (service clock), subject, claims_json, ttl_ms.
-# A new family, or its newest token: after a use, the spent token steps back to prev;
-# an unspent one (a retry within the grace) is replaced. The family lives as long as
-# its newest token (relative PEXPIRE: Redis and the service need not share a clock).
+# KEYS: family. ARGV: token hash, exp_ms (service clock), subject, claims_json, ttl_ms,
+# rotated ('1' or '0'). A new family, or its newest token: after a use, the spent token
+# steps back to prev; an unspent one (a retry within the grace) is replaced. A rotation
+# never re-creates a family gone meanwhile (expired or evicted, maybe revoked first).
+# The family lives as long as its newest token (relative PEXPIRE: Redis and the
+# service need not share a clock).
 _ADD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[6] == '1' then return 0 end
   redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'claims', ARGV[4], 'revoked', '0')
 else
   local used = redis.call('HMGET', KEYS[1], 'cur', 'cat')
@@ -127,6 +130,7 @@ class _Keys:
             record.subject,
             claims,
             self.ttl_ms(record, now),
+            "1" if record.rotated else "0",
         ]
 
     def add_calls(self, record: RefreshRecord, now: float, add: Any, index: Any) -> list[_Call]:
