@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from apisec.tokens import InvalidToken, KeyRing, SigningKey, TokenService
     from apisec.webhooks import WebhookError, WebhookSigner, WebhookVerifier
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 # A library prints nothing by itself: without the application's logging setup,
 # records stop here instead of reaching Python's last-resort stderr handler.
