@@ -29,7 +29,13 @@ from apisec.audit import AuditEvent, emit
 from apisec.authz import InsufficientScope, Principal, require_scopes
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies, client_key
 from apisec.errors import ApiSecError, AuthenticationError, ConfigurationError
-from apisec.ratelimit import AsyncRateLimiter, MemoryStore, RateLimiter
+from apisec.ratelimit import (
+    AsyncRateLimiter,
+    Decision,
+    MemoryStore,
+    RateLimiter,
+    RateLimitExceeded,
+)
 from apisec.tokens import AsyncTokenService, InvalidToken, MemoryRefreshTokenStore, TokenService
 
 logger = logging.getLogger("apisec.adapters")
@@ -212,6 +218,25 @@ class AuthCore(Generic[K]):
         if isinstance(error, AuthenticationError):
             return list(self._challenges)
         return []
+
+
+def fewest_left(reported: Decision | None, decision: Decision) -> Decision:
+    """One step of ``spend`` (both twins): raise at a refusal, else keep the tighter decision.
+
+    The decision with the fewest units left is the one to report.
+    """
+    if not decision.allowed:
+        raise RateLimitExceeded(decision)
+    if reported is None or decision.remaining < reported.remaining:
+        return decision
+    return reported
+
+
+def reported_of(reported: Decision | None) -> Decision:
+    """What ``spend`` reports after its last step (it needs one limiter at least)."""
+    if reported is None:
+        raise ConfigurationError("spend() needs at least one limiter")
+    return reported
 
 
 class LimitCore:

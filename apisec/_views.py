@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 import attrs
 
-from apisec._adapter_core import AuthCore, LimitCore, log_unhandled, proxies_or_default
+from apisec._adapter_core import (
+    AuthCore,
+    LimitCore,
+    fewest_left,
+    log_unhandled,
+    proxies_or_default,
+)
 from apisec._http import Headers, RequestView, check_limit, render_problem, render_status_problem
 from apisec._types import Environ
 from apisec.audit import audit_context
@@ -288,9 +294,9 @@ class ViewGuard:
             key = core.key_for(client, principal, view)
             if key is None:
                 continue
-            decision = spend(core.limiters(method, path), key, core.cost_for(view))
-            if reported is None or decision.remaining < reported.remaining:
-                reported = decision
+            reported = fewest_left(
+                reported, spend(core.limiters(method, path), key, core.cost_for(view))
+            )
         return reported
 
     def audit(self, environ: Environ) -> AbstractContextManager[None]:

@@ -103,7 +103,7 @@ def current_hasher(pepper: Peppers | None) -> Callable[[str], str]:
 def hash_versions(key: str, pepper: Peppers | None) -> list[str]:
     """Every hash ``key`` may be stored under: the current pepper's first."""
     if pepper is None:
-        return ["sha256$" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()]
+        return [hash_api_key(key)]
     ids = [pepper.current, *sorted(i for i in pepper.secrets if i != pepper.current)]
     return [hash_api_key(key, pepper, pepper_id=i) for i in ids]
 

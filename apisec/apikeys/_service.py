@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from hashlib import sha256
 from typing import Any, TypeVar
 
 from apisec import authz
@@ -115,10 +114,7 @@ class _ApiKeyCore:
         find = self._find_in_memory
         if find is None or type(key) is not str or len(key) > MAX_KEY_LENGTH:
             return None
-        if self._pepper is None:  # hash_api_key(key), inline
-            key_hash = "sha256$" + sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        else:
-            key_hash = self._current_hash(key)
+        key_hash = self._current_hash(key)
         record = find(key_hash)
         if (
             record is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from apisec._adapter_core import LimitCore, proxies_or_default
+from apisec._adapter_core import LimitCore, fewest_left, proxies_or_default, reported_of
 from apisec._http import RequestView, merge_rate_headers
 from apisec._types import ASGIApp, Message, Receive, Scope, Send
 from apisec.asgi._base import (
@@ -19,7 +19,6 @@ from apisec.asgi._base import (
 from apisec.audit import audit_context
 from apisec.authz import get_principal
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
-from apisec.errors import ConfigurationError
 from apisec.ratelimit import AsyncRateLimiter, Decision, RateLimiter, RateLimitExceeded
 
 __all__ = ["RateLimitMiddleware", "spend"]
@@ -124,13 +123,8 @@ async def spend(
             decision = await limiter.hit(key, cost)
         else:
             decision = limiter.hit(key, cost)
-        if not decision.allowed:
-            raise RateLimitExceeded(decision)
-        if reported is None or decision.remaining < reported.remaining:
-            reported = decision
-    if reported is None:
-        raise ConfigurationError("spend() needs at least one limiter")
-    return reported
+        reported = fewest_left(reported, decision)
+    return reported_of(reported)
 
 
 def _with_rate_headers(send: Send, decision: Decision) -> Send:

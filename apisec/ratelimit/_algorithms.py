@@ -404,8 +404,11 @@ class SlidingWindowCounter(_Windowed):
 
 def peek_build_outcome(algorithm: Algorithm, state: State | None, now: float) -> Outcome:
     """What a unit hit would get now, with the remaining quota as it stands."""
-    _, current = algorithm.evaluate(state, now, 0)
-    _, unit = algorithm.evaluate(state, now, 1)
+    return peek_of(algorithm.evaluate(state, now, 0)[1], algorithm.evaluate(state, now, 1)[1])
+
+
+def peek_of(current: Outcome, unit: Outcome) -> Outcome:
+    """A peek from a zero-cost step (``current``) and a unit one: allowed as a hit, quota as is."""
     return _build_outcome(
         allowed=unit.allowed,
         remaining=current.remaining,

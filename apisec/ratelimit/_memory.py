@@ -40,6 +40,7 @@ from apisec.ratelimit._algorithms import (
     _build_outcome,
     _up,
     peek_build_outcome,
+    peek_of,
 )
 
 __all__ = ["MemoryStore"]
@@ -360,12 +361,6 @@ def _log_commit(log: Log, head: int, drop: int, add: int, now: float) -> int:
 
 def _log_peek(algorithm: Algorithm, log: Log, head: int, now: float) -> Outcome:
     """``peek_build_outcome`` over a log."""
-    current, _, _ = _log_step(algorithm, log, head, now, 0)
-    unit, _, _ = _log_step(algorithm, log, head, now, 1)
-    return _build_outcome(
-        allowed=unit.allowed,
-        remaining=current.remaining,
-        reset_after=current.reset_after,
-        retry_after=unit.retry_after,
-        queue_delay=current.queue_delay,
+    return peek_of(
+        _log_step(algorithm, log, head, now, 0)[0], _log_step(algorithm, log, head, now, 1)[0]
     )

@@ -162,7 +162,21 @@ class _Keys:
         )
 
 
-class RedisRefreshTokenStore:
+class _StoreCore:
+    """The client, key names and scripts both twins hold."""
+
+    def __init__(self, client: Any, prefix: str, clock: Any) -> None:
+        self._client = client
+        self._keys = _Keys(prefix)
+        self._clock = clock or wall_clock
+        self._cluster = is_cluster(client)
+        self._add = client.register_script(_ADD)
+        self._consume = client.register_script(_CONSUME)
+        self._revoke = client.register_script(_REVOKE)
+        self._index = client.register_script(_INDEX)
+
+
+class RedisRefreshTokenStore(_StoreCore):
     """Refresh tokens in Redis (or Redis Cluster), shared by every process.
 
     Args:
@@ -175,14 +189,7 @@ class RedisRefreshTokenStore:
     def __init__(
         self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX, clock: Any = None
     ) -> None:
-        self._client = client
-        self._keys = _Keys(prefix)
-        self._clock = clock or wall_clock
-        self._cluster = is_cluster(client)
-        self._add = client.register_script(_ADD)
-        self._consume = client.register_script(_CONSUME)
-        self._revoke = client.register_script(_REVOKE)
-        self._index = client.register_script(_INDEX)
+        super().__init__(client, prefix, clock)
 
     def add(self, record: RefreshRecord) -> None:
         calls = self._keys.add_calls(record, self._clock(), self._add, self._index)
@@ -237,20 +244,13 @@ class RedisRefreshTokenStore:
             self._run([(self._revoke, [self._keys.family(_text(f))], []) for f in families])
 
 
-class AsyncRedisRefreshTokenStore:
+class AsyncRedisRefreshTokenStore(_StoreCore):
     """The ``redis.asyncio`` twin of :class:`RedisRefreshTokenStore`."""
 
     def __init__(
         self, client: redis.asyncio.Redis, *, prefix: str = DEFAULT_PREFIX, clock: Any = None
     ) -> None:
-        self._client = client
-        self._keys = _Keys(prefix)
-        self._clock = clock or wall_clock
-        self._cluster = is_cluster(client)
-        self._add = client.register_script(_ADD)
-        self._consume = client.register_script(_CONSUME)
-        self._revoke = client.register_script(_REVOKE)
-        self._index = client.register_script(_INDEX)
+        super().__init__(client, prefix, clock)
 
     async def add(self, record: RefreshRecord) -> None:
         calls = self._keys.add_calls(record, self._clock(), self._add, self._index)

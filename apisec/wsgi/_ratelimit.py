@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from apisec._adapter_core import LimitCore, proxies_or_default
+from apisec._adapter_core import LimitCore, fewest_left, proxies_or_default, reported_of
 from apisec._http import RequestView, merge_rate_headers
 from apisec._types import Environ, ExcInfo, StartResponse, WSGIApp
 from apisec.audit import audit_context
 from apisec.authz import get_principal
 from apisec.clientaddr import DEFAULT_IPV6_PREFIX, TrustedProxies
-from apisec.errors import ConfigurationError
 from apisec.ratelimit import AsyncRateLimiter, Decision, RateLimiter, RateLimitExceeded
 from apisec.wsgi._base import client_of, getter, path_of, problem_response
 
@@ -90,11 +89,6 @@ def spend(limiters: Sequence[RateLimiter | AsyncRateLimiter], key: str, cost: in
     """
     reported: Decision | None = None
     for limiter in limiters:
-        decision = cast(RateLimiter, limiter).hit(key, cost)  # WSGI cores admit sync ones only
-        if not decision.allowed:
-            raise RateLimitExceeded(decision)
-        if reported is None or decision.remaining < reported.remaining:
-            reported = decision
-    if reported is None:
-        raise ConfigurationError("spend() needs at least one limiter")
-    return reported
+        # WSGI cores admit sync limiters only.
+        reported = fewest_left(reported, cast(RateLimiter, limiter).hit(key, cost))
+    return reported_of(reported)
