@@ -14,13 +14,12 @@ from typing import Any
 
 import attrs
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from apisec import _b64
 from apisec.errors import ConfigurationError
 from apisec.tokens import SigningKey
-from apisec.tokens._keys import HMAC_MIN_BYTES
+from apisec.tokens._keys import HMAC_MIN_BYTES, new_private_key
 
 __all__ = ["GeneratedKey", "generate_key", "parse_keys"]
 
@@ -45,13 +44,7 @@ def generate_key(alg: str, kid: str | None, form: str | None) -> GeneratedKey:
         key = SigningKey.hmac(raw, alg=alg, kid=kid)
         jwk: dict[str, Any] = {"kty": "oct", "k": _b64.encode(raw)}
         return _as_jwk(key, jwk)
-    private: Any
-    if alg in ("RS256", "PS256"):
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif alg == "ES256":
-        private = ec.generate_private_key(ec.SECP256R1())
-    else:
-        private = ed25519.Ed25519PrivateKey.generate()
+    private = new_private_key(alg)
     pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

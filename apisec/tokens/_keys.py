@@ -66,6 +66,15 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return _b64.encode(hashlib.sha256(canonical).digest())
 
 
+def new_private_key(alg: str) -> Any:
+    """A fresh private key for an asymmetric ``alg`` (RSA 2048, P-256 or Ed25519)."""
+    if alg in ("RS256", "PS256"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
 def _check_kid(kid: object) -> str:
     if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID or not kid.isprintable():
         raise ConfigurationError("kid must be 1-256 printable characters")
@@ -193,14 +202,7 @@ class SigningKey:
         alg = _check_alg(alg)
         if alg in HMAC_MIN_BYTES:
             return cls.hmac(secrets.token_bytes(HMAC_MIN_BYTES[alg]), alg=alg, kid=kid)
-        key: Any
-        if alg in ("RS256", "PS256"):
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        elif alg == "ES256":
-            key = ec.generate_private_key(ec.SECP256R1())
-        else:
-            key = ed25519.Ed25519PrivateKey.generate()
-        return cls._from_key_object(key, alg, kid)
+        return cls._from_key_object(new_private_key(alg), alg, kid)
 
     @classmethod
     def from_pem(
