@@ -337,10 +337,7 @@ def plain_standard(
     prefix = f"{msg_id}.{ts_text}.".encode()
     values = header.split(" ")
     for base in keys.hmac_bases:
-        mac = base.copy()
-        mac.update(prefix)
-        mac.update(body)
-        expected = binascii.b2a_base64(mac.digest(), newline=False).decode()
+        expected = binascii.b2a_base64(_mac(base, prefix, body), newline=False).decode()
         for value in values:
             # Constant-time for each candidate ("v1," is the pattern's, not secret).
             if hmac.compare_digest(expected, value[3:]):
